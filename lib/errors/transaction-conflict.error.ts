@@ -1,0 +1,16 @@
+import { markAsHttpConflict } from './http-conflict.js';
+import { RedisTxError } from './redis-tx.error.js';
+
+/**
+ * A watched key changed (or the WATCH was lost to a reconnect) on every
+ * attempt. Nothing of the last attempt was applied. Answers 409 over HTTP.
+ */
+export class TransactionConflictError extends RedisTxError {
+  constructor(
+    message: string,
+    readonly attempts: number,
+  ) {
+    super(message);
+    markAsHttpConflict(this);
+  }
+}
