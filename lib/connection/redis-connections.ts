@@ -1,0 +1,106 @@
+import {
+  Inject,
+  Injectable,
+  Logger,
+  type OnApplicationShutdown,
+  type OnModuleInit,
+} from '@nestjs/common';
+import { REDIS_TX_OPTIONS } from '../module/redis-tx.constants.js';
+import type { ResolvedRedisTxOptions } from '../module/redis-tx.options.js';
+import { createSharedClient } from './client.factory.js';
+import { closeClient, duplicateClient, type RedisClient } from './redis-client.js';
+import { TxConnection, type QueuedCommand } from './tx-connection.js';
+import { WatchConnectionPool } from './watch-connection.pool.js';
+
+/**
+ * Every connection of one module instance: the shared client (given or made),
+ * the connection plain transactions are sent on, and the WATCH pool. It closes
+ * what it made, and only that, when the application shuts down.
+ */
+@Injectable()
+export class RedisConnections implements OnModuleInit, OnApplicationShutdown {
+  private readonly logger = new Logger('RedisTxModule');
+  readonly shared: RedisClient;
+  readonly watchPool: WatchConnectionPool;
+  private transactionConnection?: TxConnection;
+  private readonly duplicate: () => TxConnection;
+  private readonly ownsShared: boolean;
+  private readonly commandNames: ReadonlySet<string>;
+  private readonly scripts: ResolvedRedisTxOptions['scripts'];
+
+  constructor(@Inject(REDIS_TX_OPTIONS) options: ResolvedRedisTxOptions) {
+    const { client, owned } = createSharedClient(options);
+    this.shared = client;
+    this.scripts = options.scripts;
+    this.ownsShared = owned;
+    if (owned) this.reportErrors(client, 'shared');
+    this.duplicate = () => {
+      const redis = duplicateClient(client, {
+        autoResendUnfulfilledCommands: false,
+        enableOfflineQueue: false,
+        scripts: options.scripts,
+      });
+      this.reportErrors(redis, 'transaction');
+      return new TxConnection(redis);
+    };
+    this.watchPool = new WatchConnectionPool(options.transactions.watchConnections, this.duplicate);
+    this.commandNames = new Set([
+      ...client.getBuiltinCommands(),
+      'call',
+      ...Object.keys(options.scripts),
+    ]);
+  }
+
+  /** Plain MULTI … EXEC blocks share this one: each is written in one piece, so they never interleave. */
+  get transactions(): TxConnection {
+    return (this.transactionConnection ??= this.duplicate());
+  }
+
+  onModuleInit(): void {
+    if (this.ownsShared && this.shared.status === 'wait')
+      this.shared.connect().catch(() => undefined);
+    void this.transactions;
+  }
+
+  /** True for a Redis command ioredis knows (or its `…Buffer` twin) and for registered scripts. */
+  isCommand = (name: string): boolean => this.commandNames.has(withoutBufferSuffix(name));
+
+  /**
+   * Inside MULTI a registered script goes out as EVAL with its source: an
+   * EVALSHA whose script was flushed (SCRIPT FLUSH, a restart, a failover)
+   * would fail inside EXEC after the other commands were applied.
+   */
+  forTransaction = (command: QueuedCommand): QueuedCommand => {
+    const [name, ...args] = command;
+    const base = withoutBufferSuffix(name);
+    if (!Object.hasOwn(this.scripts, base)) return command;
+    const script = this.scripts[base]!;
+    const evalName = base === name ? 'eval' : 'evalBuffer';
+    return script.numberOfKeys === undefined
+      ? [evalName, script.lua, ...args]
+      : [evalName, script.lua, script.numberOfKeys, ...args];
+  };
+
+  async onApplicationShutdown(): Promise<void> {
+    await Promise.all([this.watchPool.close(), this.transactionConnection?.close()]);
+    if (this.ownsShared) await closeClient(this.shared);
+  }
+
+  /** ioredis prints unhandled 'error' events itself; route them through Nest's logger, once per distinct message. */
+  private reportErrors(client: RedisClient, role: string): void {
+    let last = '';
+    client.on('error', (error: Error) => {
+      if (error.message === last) return;
+      last = error.message;
+      this.logger.warn(`Redis ${role} connection: ${error.message}`);
+    });
+    client.on('ready', () => {
+      last = '';
+    });
+  }
+}
+
+/** ioredis names the variant of each command that replies with Buffers `<name>Buffer`. */
+function withoutBufferSuffix(name: string): string {
+  return name.endsWith('Buffer') ? name.slice(0, -'Buffer'.length) : name;
+}

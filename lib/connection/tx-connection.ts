@@ -1,0 +1,95 @@
+import { once } from 'node:events';
+import { TransactionAbortedError } from '../errors/transaction-aborted.error.js';
+import { TransactionOutcomeUnknownError } from '../errors/transaction-outcome-unknown.error.js';
+import { messages } from '../redis-tx.messages.js';
+import { closeClient, type RedisClient } from './redis-client.js';
+
+/** A queued command: its name (a Redis command or a registered script) and its arguments. */
+export type QueuedCommand = [name: string, ...args: unknown[]];
+
+/** What EXEC answered: null when a watched key changed, otherwise one [error, reply] pair per command. */
+export type ExecReply = [Error | null, unknown][] | null;
+
+/**
+ * A connection the library owns and sends MULTI … EXEC on. It counts its
+ * reconnects (a WATCH does not survive one) and turns a connection lost while
+ * EXEC is unanswered into TransactionOutcomeUnknownError, because ioredis
+ * would otherwise either resend it (a double apply) or leave it hanging.
+ */
+export class TxConnection {
+  private closes = 0;
+  private readonly inFlight = new Set<() => void>();
+
+  constructor(readonly redis: RedisClient) {
+    redis.on('close', () => {
+      this.closes++;
+      for (const lose of this.inFlight) lose();
+      this.inFlight.clear();
+    });
+  }
+
+  /** Changes whenever the connection has closed; a WATCH taken in another generation is gone. */
+  get generation(): number {
+    return this.closes;
+  }
+
+  get isReady(): boolean {
+    return this.redis.status === 'ready';
+  }
+
+  /** Waits until commands are written straight to the socket, so nothing sits in an offline queue. */
+  async whenReady(timeoutMs: number, label: string): Promise<void> {
+    if (this.isReady) return;
+    if (this.redis.status === 'end') {
+      throw new TransactionAbortedError(messages.notSent(label, 'its connection is closed'));
+    }
+    if (this.redis.status === 'wait') this.redis.connect().catch(() => undefined);
+    const gaveUp = new AbortController();
+    const timer = setTimeout(() => gaveUp.abort(), timeoutMs);
+    try {
+      await once(this.redis, 'ready', { signal: gaveUp.signal });
+    } catch {
+      throw new TransactionAbortedError(
+        messages.notSent(label, `Redis was not reachable within ${timeoutMs} ms`),
+      );
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Sends MULTI, the commands and EXEC in one write. Call only when `isReady`. */
+  exec(commands: QueuedCommand[], label: string): Promise<ExecReply> {
+    const pipeline = this.redis.multi(commands as unknown as unknown[][]);
+    const reply = pipeline.exec() as Promise<ExecReply>;
+    return new Promise<ExecReply>((resolve, reject) => {
+      const lose = () => reject(new TransactionOutcomeUnknownError(messages.outcomeUnknown(label)));
+      this.inFlight.add(lose);
+      reply.then(
+        (value) => {
+          this.inFlight.delete(lose);
+          resolve(value);
+        },
+        (error: unknown) => {
+          this.inFlight.delete(lose);
+          reject(toExecFailure(error, label));
+        },
+      );
+    });
+  }
+
+  close(): Promise<void> {
+    return closeClient(this.redis);
+  }
+}
+
+function toExecFailure(error: unknown, label: string): Error {
+  if (error instanceof Error && error.message.startsWith('EXECABORT')) {
+    const causes = (error as Error & { previousErrors?: Error[] }).previousErrors ?? [];
+    return new TransactionAbortedError(messages.execAborted(label, causes), causes, {
+      cause: error,
+    });
+  }
+  // The reply was an error we cannot attribute to a queued command; what
+  // reached Redis is unknown, so say so rather than guess.
+  return new TransactionOutcomeUnknownError(messages.outcomeUnknown(label), { cause: error });
+}

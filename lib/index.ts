@@ -1,0 +1,27 @@
+export { RedisTxModule } from './module/redis-tx.module.js';
+export { REDIS_CLIENT } from './module/redis-tx.constants.js';
+export { InjectRedis } from './module/inject-redis.decorator.js';
+export type {
+  ClusterConnection,
+  RedisConnectionOption,
+  RedisScript,
+  RedisTxModuleAsyncOptions,
+  RedisTxModuleFactoryOptions,
+  RedisTxModuleOptions,
+  TransactionDefaults,
+} from './module/redis-tx.options.js';
+
+export { RedisTx } from './transactions/redis-tx.service.js';
+export { Transactional } from './transactions/transactional.decorator.js';
+export type { CommitHook, RollbackHook } from './transactions/transaction.context.js';
+export type {
+  Propagation,
+  TransactionOptions,
+  TransactionResult,
+  WatchKeys,
+} from './transactions/transaction.options.js';
+
+export { channelNames } from './diagnostics/redis-tx.channels.js';
+export type * from './diagnostics/redis-tx.channels.js';
+
+export * from './errors/index.js';

@@ -1,0 +1,67 @@
+import { Module, type DynamicModule, type Provider } from '@nestjs/common';
+import { DiscoveryModule } from '@nestjs/core';
+import { RedisTxExplorer } from '../binding/redis-tx.explorer.js';
+import { RedisConnections } from '../connection/redis-connections.js';
+import { InvalidOptionsError } from '../errors/invalid-options.error.js';
+import { messages } from '../redis-tx.messages.js';
+import { RedisTx } from '../transactions/redis-tx.service.js';
+import { TransactionRunner } from '../transactions/transaction.runner.js';
+import { REDIS_CLIENT, REDIS_TX_OPTIONS } from './redis-tx.constants.js';
+import type { RedisTxModuleAsyncOptions, RedisTxModuleOptions } from './redis-tx.options.js';
+import { resolveModuleOptions } from './redis-tx.options-validator.js';
+
+@Module({})
+export class RedisTxModule {
+  /** Configures the module with options known up front; invalid options throw here, at bootstrap. */
+  static forRoot(options: RedisTxModuleOptions): DynamicModule {
+    const resolved = resolveModuleOptions(options);
+    return this.assemble(options.isGlobal, [], { provide: REDIS_TX_OPTIONS, useValue: resolved });
+  }
+
+  /** Configures the module from other providers (ConfigService…); options are checked when the factory resolves. */
+  static forRootAsync(options: RedisTxModuleAsyncOptions): DynamicModule {
+    if (typeof options?.useFactory !== 'function') {
+      throw new InvalidOptionsError(
+        'useFactory',
+        messages.optionRequired('useFactory', 'a function returning the module options'),
+      );
+    }
+    const { useFactory } = options;
+    return this.assemble(options.isGlobal, options.imports ?? [], {
+      provide: REDIS_TX_OPTIONS,
+      useFactory: async (...args: never[]) => resolveModuleOptions(await useFactory(...args)),
+      inject: options.inject ?? [],
+    });
+  }
+
+  private static assemble(
+    isGlobal: boolean | undefined,
+    imports: NonNullable<DynamicModule['imports']>,
+    optionsProvider: Provider,
+  ): DynamicModule {
+    if (isGlobal !== undefined && typeof isGlobal !== 'boolean') {
+      throw new InvalidOptionsError(
+        'isGlobal',
+        messages.optionInvalid('isGlobal', 'true or false', isGlobal),
+      );
+    }
+    return {
+      module: RedisTxModule,
+      global: isGlobal ?? true,
+      imports: [...imports, DiscoveryModule],
+      providers: [
+        optionsProvider,
+        RedisConnections,
+        {
+          provide: REDIS_CLIENT,
+          useFactory: (connections: RedisConnections) => connections.shared,
+          inject: [RedisConnections],
+        },
+        TransactionRunner,
+        RedisTx,
+        RedisTxExplorer,
+      ],
+      exports: [RedisTx, REDIS_CLIENT],
+    };
+  }
+}

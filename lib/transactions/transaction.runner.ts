@@ -1,0 +1,286 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { setTimeout as delay } from 'node:timers/promises';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { RedisConnections } from '../connection/redis-connections.js';
+import type { TxConnection } from '../connection/tx-connection.js';
+import { channels } from '../diagnostics/redis-tx.channels.js';
+import { TransactionAbortedError } from '../errors/transaction-aborted.error.js';
+import { NoActiveTransactionError } from '../errors/no-active-transaction.error.js';
+import { TransactionConflictError } from '../errors/transaction-conflict.error.js';
+import { TransactionExecError, type CommandReply } from '../errors/transaction-exec.error.js';
+import { TransactionPropagationError } from '../errors/transaction-propagation.error.js';
+import { REDIS_TX_OPTIONS } from '../module/redis-tx.constants.js';
+import type { ResolvedRedisTxOptions } from '../module/redis-tx.options.js';
+import { messages } from '../redis-tx.messages.js';
+import { backoffDelay } from './backoff.js';
+import { TransactionContext } from './transaction.context.js';
+import type { TransactionOptions, TransactionResult } from './transaction.options.js';
+import { resolveWatchKeys } from './transaction-options.validator.js';
+
+/** How one attempt ended. `failed` means something may have been applied, so no hook of either kind runs. */
+type AttemptOutcome<T> =
+  | { kind: 'committed'; context: TransactionContext; value: T; replies: unknown[] }
+  | { kind: 'conflict'; context: TransactionContext }
+  | { kind: 'rolled-back'; context: TransactionContext; error: unknown }
+  | { kind: 'failed'; context: TransactionContext; error: unknown };
+
+/**
+ * The one implementation of a transaction. `@Transactional` and `RedisTx.run`
+ * are thin layers over `execute`; the active transaction of each async call
+ * chain lives in this instance's AsyncLocalStorage.
+ */
+@Injectable()
+export class TransactionRunner {
+  private readonly logger = new Logger('RedisTx');
+  private readonly storage = new AsyncLocalStorage<TransactionContext>();
+
+  constructor(
+    private readonly connections: RedisConnections,
+    @Inject(REDIS_TX_OPTIONS) private readonly options: ResolvedRedisTxOptions,
+  ) {}
+
+  get current(): TransactionContext | undefined {
+    return this.storage.getStore();
+  }
+
+  requireCurrent(what: string): TransactionContext {
+    const context = this.storage.getStore();
+    if (!context) throw new NoActiveTransactionError(messages.noActiveTransaction(what));
+    return context;
+  }
+
+  async execute<T>(
+    fn: () => T | Promise<T>,
+    options: TransactionOptions,
+    args: readonly unknown[],
+    label: string,
+  ): Promise<TransactionResult<T>> {
+    const active = this.storage.getStore();
+    const watchKeys = resolveWatchKeys(options.watch, args, label);
+    switch (options.propagation ?? 'required') {
+      case 'never':
+        if (active) throw new TransactionPropagationError(messages.neverInsideTransaction(label));
+        return { value: await fn(), replies: undefined, attempts: 0 };
+      case 'mandatory':
+        if (!active)
+          throw new NoActiveTransactionError(messages.mandatoryWithoutTransaction(label));
+        return this.join(active, fn, watchKeys, label);
+      case 'required':
+        if (active) return this.join(active, fn, watchKeys, label);
+        return this.begin(fn, watchKeys, options.retries, label);
+      case 'requires_new':
+        return this.begin(fn, watchKeys, options.retries, label);
+    }
+  }
+
+  private async join<T>(
+    context: TransactionContext,
+    fn: () => T | Promise<T>,
+    watchKeys: readonly string[],
+    label: string,
+  ): Promise<TransactionResult<T>> {
+    if (watchKeys.length > 0) {
+      if (!context.watch) throw new TransactionPropagationError(messages.watchCannotJoin(label));
+      await context.watch.connection.redis.watch(...watchKeys);
+    }
+    const savepoint = context.savepoint();
+    try {
+      return { value: await fn(), replies: undefined, attempts: 0 };
+    } catch (error) {
+      context.rollbackTo(savepoint, error);
+      throw error;
+    }
+  }
+
+  private async begin<T>(
+    fn: () => T | Promise<T>,
+    watchKeys: readonly string[],
+    retries: number | undefined,
+    label: string,
+  ): Promise<TransactionResult<T>> {
+    const { backoff } = this.options.transactions;
+    // Without WATCH nothing can conflict, so there is nothing to retry.
+    const attempts = watchKeys.length > 0 ? 1 + (retries ?? this.options.transactions.retries) : 1;
+    const started = performance.now();
+    for (let attempt = 1; ; attempt++) {
+      const attemptStarted = performance.now();
+      channels.transactionStart.publish(() => ({ label, attempt, watch: watchKeys }));
+      const outcome = await this.attempt(fn, watchKeys, label, attempt);
+      const { context } = outcome;
+      switch (outcome.kind) {
+        case 'committed':
+          channels.transactionCommit.publish(() => ({
+            label,
+            attempts: attempt,
+            commands: outcome.replies.length,
+            durationMs: performance.now() - started,
+          }));
+          for (const hook of context.commitHooks) {
+            await this.runHook('afterCommit', label, () => hook(outcome.replies));
+          }
+          await this.runDroppedWorkHooks(context);
+          return { value: outcome.value, replies: outcome.replies, attempts: attempt };
+        case 'rolled-back':
+          await this.rollBack(context, outcome.error, attempt, started);
+          throw outcome.error;
+        case 'failed':
+          throw outcome.error;
+        case 'conflict':
+          channels.transactionConflict.publish(() => ({
+            label,
+            attempt,
+            durationMs: performance.now() - attemptStarted,
+          }));
+          if (attempt === attempts) {
+            const error = new TransactionConflictError(messages.conflict(label, attempt), attempt);
+            await this.rollBack(context, error, attempt, started);
+            throw error;
+          }
+      }
+      // The conflicted attempt's hooks are dropped with it.
+      const delayMs = backoffDelay(attempt, backoff.initialMs, backoff.maxMs);
+      channels.transactionRetry.publish(() => ({ label, attempt, delayMs }));
+      await delay(delayMs);
+    }
+  }
+
+  /**
+   * One run of the method and its EXEC. The WATCH connection goes back to the
+   * pool before any hook runs, so a hook may start a transaction of its own.
+   */
+  private async attempt<T>(
+    fn: () => T | Promise<T>,
+    watchKeys: readonly string[],
+    label: string,
+    attempt: number,
+  ): Promise<AttemptOutcome<T>> {
+    if (watchKeys.length === 0) {
+      const context = this.newContext(label, this.connections.shared);
+      return this.runAndExec(context, this.connections.transactions, fn, attempt);
+    }
+    const connection = await this.connections.watchPool.acquire();
+    try {
+      await connection.whenReady(this.options.transactions.readyTimeoutMs, label);
+      const generation = connection.generation;
+      await connection.redis.watch(...watchKeys);
+      const context = this.newContext(label, connection.redis, { connection, generation });
+      const outcome = await this.runAndExec(context, connection, fn, attempt);
+      const reusable = outcome.kind === 'failed' ? false : await this.unwatch(context);
+      this.connections.watchPool.release(connection, reusable);
+      return outcome;
+    } catch (error) {
+      // WATCH itself failed: the connection's state is unknown, nothing was queued.
+      this.connections.watchPool.release(connection, false);
+      throw error;
+    }
+  }
+
+  private async runAndExec<T>(
+    context: TransactionContext,
+    connection: TxConnection,
+    fn: () => T | Promise<T>,
+    attempt: number,
+  ): Promise<AttemptOutcome<T>> {
+    const { label } = context;
+    let value: T;
+    try {
+      value = await this.storage.run(context, fn);
+    } catch (error) {
+      return { kind: 'rolled-back', context, error };
+    }
+    const { commands } = context.queue;
+    if (commands.length === 0) return { kind: 'committed', context, value, replies: [] };
+    if (context.watch && context.watch.generation !== connection.generation) {
+      // The connection dropped after WATCH: the new one watches nothing.
+      return { kind: 'conflict', context };
+    }
+    let reply;
+    try {
+      await connection.whenReady(this.options.transactions.readyTimeoutMs, label);
+      channels.transactionExec.publish(() => ({ label, attempt, commands: commands.length }));
+      reply = await connection.exec(commands.map(this.connections.forTransaction), label);
+    } catch (error) {
+      return error instanceof TransactionAbortedError
+        ? { kind: 'rolled-back', context, error }
+        : { kind: 'failed', context, error };
+    }
+    if (reply === null) return { kind: 'conflict', context };
+    const replies = reply.map<CommandReply>(([error, value]) =>
+      error ? { ok: false, error } : { ok: true, value },
+    );
+    const failures = replies.filter((r): r is { ok: false; error: Error } => !r.ok);
+    if (failures.length > 0) {
+      const message = messages.execFailed(
+        label,
+        failures.length,
+        replies.length,
+        failures[0]!.error.message,
+      );
+      return { kind: 'failed', context, error: new TransactionExecError(message, replies) };
+    }
+    return { kind: 'committed', context, value, replies: reply.map(([, v]) => v) };
+  }
+
+  private newContext(
+    label: string,
+    client: TransactionContext['client'],
+    watch?: TransactionContext['watch'],
+  ): TransactionContext {
+    return new TransactionContext(label, client, this.connections.isCommand, watch);
+  }
+
+  /** Drops a WATCH the method left behind; false when the connection's state is uncertain. */
+  private async unwatch(context: TransactionContext): Promise<boolean> {
+    const watch = context.watch;
+    if (!watch) return true;
+    const connection: TxConnection = watch.connection;
+    if (!connection.isReady || connection.generation !== watch.generation) return false;
+    try {
+      await connection.redis.unwatch();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Nothing of the attempt was applied: tell listeners and run its rollback hooks. */
+  private async rollBack(
+    context: TransactionContext,
+    error: unknown,
+    attempts: number,
+    started: number,
+  ): Promise<void> {
+    channels.transactionRollback.publish(() => ({
+      label: context.label,
+      attempts,
+      durationMs: performance.now() - started,
+      error,
+    }));
+    await this.runRollbackHooks(context, error);
+  }
+
+  private async runRollbackHooks(context: TransactionContext, error: unknown): Promise<void> {
+    for (const hook of context.rollbackHooks) {
+      await this.runHook('afterRollback', context.label, () => hook(error));
+    }
+    await this.runDroppedWorkHooks(context);
+  }
+
+  private async runDroppedWorkHooks(context: TransactionContext): Promise<void> {
+    for (const { hook, error } of context.droppedWork) {
+      await this.runHook('afterRollback', context.label, () => hook(error));
+    }
+  }
+
+  /** A failing hook is logged and never changes the transaction's outcome. */
+  private async runHook(kind: string, label: string, hook: () => unknown): Promise<void> {
+    try {
+      await hook();
+    } catch (error) {
+      this.logger.error(
+        messages.hookFailed(kind, label),
+        error instanceof Error ? error.stack : error,
+      );
+    }
+  }
+}
