@@ -1,0 +1,145 @@
+import 'reflect-metadata';
+import {
+  Body,
+  CanActivate,
+  Controller,
+  Injectable,
+  Post,
+  UseGuards,
+  type INestApplication,
+} from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import { Cron, ScheduleModule, SchedulerRegistry } from '@nestjs/schedule';
+import { Redis } from 'ioredis';
+import request from 'supertest';
+import { RedisTx, Transactional } from '../../lib/index.js';
+import { createTestApp } from '../support/nest-app.js';
+import { useRedisServer } from '../support/redis.js';
+
+@Injectable()
+class DenyHeaderGuard implements CanActivate {
+  canActivate(context: Parameters<CanActivate['canActivate']>[0]): boolean {
+    return (
+      context.switchToHttp().getRequest<{ headers: Record<string, string> }>().headers['x-deny'] !==
+      '1'
+    );
+  }
+}
+
+@Controller('accounts')
+class AccountsController {
+  constructor(private readonly redis: RedisTx) {}
+
+  @Post('open')
+  @UseGuards(DenyHeaderGuard)
+  @Transactional()
+  async open(@Body() body: { id: string; balance: number }) {
+    this.redis.multi.set(`acct:${body.id}`, body.balance).sadd('accounts', body.id);
+    return { opened: body.id };
+  }
+
+  @Transactional({ watch: (body: { from: string }) => [`acct:${body.from}`], retries: 0 })
+  @Post('drain')
+  async drain(@Body() body: { from: string; racer?: boolean }) {
+    await this.redis.client.get(`acct:${body.from}`);
+    if (body.racer) await racer.incr(`acct:${body.from}`);
+    this.redis.multi.set(`acct:${body.from}`, 0);
+    return { drained: body.from };
+  }
+
+  @Post('fail')
+  @Transactional()
+  async fail(@Body() body: { id: string }) {
+    this.redis.multi.set(`acct:${body.id}`, 1);
+    throw new Error('boom');
+  }
+}
+
+@Injectable()
+class Jobs {
+  private markSwept!: () => void;
+  readonly swept = new Promise<void>((resolve) => (this.markSwept = resolve));
+  constructor(private readonly redis: RedisTx) {}
+
+  @Cron('*/5 * * * *', { name: 'sweep' })
+  @Transactional()
+  async sweep() {
+    this.redis.multi.incr('sweeps');
+    this.redis.afterCommit(() => this.markSwept());
+  }
+}
+
+let racer: Redis;
+
+describe('@Transactional on controller handlers, over HTTP', () => {
+  const bed = useRedisServer();
+  let app: INestApplication;
+  let observer: Redis;
+
+  beforeAll(async () => {
+    app = await createTestApp({
+      options: { connection: bed.server.url },
+      controllers: [AccountsController],
+      providers: [Jobs],
+      imports: [ScheduleModule.forRoot()],
+    });
+    observer = new Redis(bed.server.url);
+    racer = new Redis(bed.server.url);
+  });
+  bed.beforeStop(async () => {
+    await app?.close();
+    await observer?.quit();
+    await racer?.quit();
+  });
+  beforeEach(() => observer.flushall());
+
+  it('commits the handler transaction before answering', async () => {
+    const res = await request(app.getHttpServer())
+      .post('/accounts/open')
+      .send({ id: 'a1', balance: 10 });
+    expect(res.status).toBe(201);
+    expect(res.body).toEqual({ opened: 'a1' });
+    expect(await observer.get('acct:a1')).toBe('10');
+    expect(await observer.smembers('accounts')).toEqual(['a1']);
+  });
+
+  it('keeps guards working: a denied request runs nothing', async () => {
+    const res = await request(app.getHttpServer())
+      .post('/accounts/open')
+      .set('x-deny', '1')
+      .send({ id: 'a2', balance: 10 });
+    expect(res.status).toBe(403);
+    expect(await observer.exists('acct:a2')).toBe(0);
+  });
+
+  it('passes the handler arguments to the watch function and answers 409 on conflict', async () => {
+    await observer.set('acct:b', '5');
+    const ok = await request(app.getHttpServer()).post('/accounts/drain').send({ from: 'b' });
+    expect(ok.status).toBe(201);
+    expect(await observer.get('acct:b')).toBe('0');
+
+    await observer.set('acct:c', '5');
+    const res = await request(app.getHttpServer())
+      .post('/accounts/drain')
+      .send({ from: 'c', racer: true });
+    expect(res.status).toBe(409);
+    expect(res.body.message).toMatch(/AccountsController\.drain.*watched key changed/);
+    expect(await observer.get('acct:c')).toBe('6');
+  });
+
+  it('answers 500 and applies nothing when the handler throws', async () => {
+    const res = await request(app.getHttpServer()).post('/accounts/fail').send({ id: 'f' });
+    expect(res.status).toBe(500);
+    expect(await observer.exists('acct:f')).toBe(0);
+  });
+
+  it('keeps other decorators\u2019 metadata (route, @Cron) on the wrapped method', async () => {
+    const reflector = app.get(Reflector);
+    expect(reflector.get('path', AccountsController.prototype.open)).toBe('open');
+    // The scheduler found the job through the metadata, and its tick runs the transaction.
+    const job = app.get(SchedulerRegistry).getCronJob('sweep');
+    void job.fireOnTick();
+    await app.get(Jobs).swept;
+    expect(await observer.get('sweeps')).toBe('1');
+  });
+});
