@@ -111,6 +111,8 @@ describe('EXEC outcomes with the semantics of Redis itself', () => {
     }
     expect(writes.runs).toBe(1);
     await bed.server.restart();
+    // The observer queues this until it has reconnected, so it is not mid-reconnect at teardown.
+    await observer.ping();
   });
 
   it('keeps working after the server came back', async () => {
