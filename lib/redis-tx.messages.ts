@@ -11,6 +11,8 @@ export const messages = {
 
   noActiveTransaction: (what: string) =>
     `${what} needs an active transaction: call it inside a @Transactional() method or RedisTx.run(), or use RedisTx.client to run commands immediately.`,
+  transactionEnded: (what: string) =>
+    `${what} was used after its transaction's method had returned (from a callback that outlived it): the command would never be sent. Await that work inside the method.`,
   mandatoryWithoutTransaction: (label: string) =>
     `${label} has propagation 'mandatory' but no transaction is active: call it from inside a @Transactional() method or RedisTx.run().`,
   neverInsideTransaction: (label: string) =>

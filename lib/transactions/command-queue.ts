@@ -1,5 +1,6 @@
 import type { ChainableCommander } from 'ioredis';
 import type { QueuedCommand } from '../connection/tx-connection.js';
+import { NoActiveTransactionError } from '../errors/no-active-transaction.error.js';
 import { QueuedCommandAwaitedError } from '../errors/queued-command-awaited.error.js';
 import { messages } from '../redis-tx.messages.js';
 
@@ -13,6 +14,7 @@ export class CommandQueue {
   readonly commands: QueuedCommand[] = [];
   readonly chain: ChainableCommander;
   private last = 'command';
+  private closed = false;
 
   constructor(isCommand: (name: string) => boolean) {
     const record = new Map<string, (...args: unknown[]) => ChainableCommander>();
@@ -26,6 +28,11 @@ export class CommandQueue {
         let method = record.get(property);
         if (!method) {
           method = (...args: unknown[]) => {
+            if (this.closed) {
+              throw new NoActiveTransactionError(
+                messages.transactionEnded(`RedisTx.multi.${property}`),
+              );
+            }
             this.commands.push([property, ...args]);
             this.last = property;
             return chain;
@@ -36,6 +43,11 @@ export class CommandQueue {
       },
     });
     this.chain = chain;
+  }
+
+  /** After the method has returned, a command recorded by a straggling callback would be lost: refuse it. */
+  close(): void {
+    this.closed = true;
   }
 
   truncate(length: number): void {

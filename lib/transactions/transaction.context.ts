@@ -19,6 +19,8 @@ export class TransactionContext {
   readonly rollbackHooks: RollbackHook[] = [];
   /** Rollback hooks of joined methods that failed: their work was dropped, so they run whatever the outcome. */
   readonly droppedWork: { hook: RollbackHook; error: unknown }[] = [];
+  /** Set once the outermost method has returned or thrown: nothing more can join or queue. */
+  ended = false;
 
   constructor(
     readonly label: string,
@@ -29,6 +31,11 @@ export class TransactionContext {
     readonly watch?: { connection: TxConnection; generation: number },
   ) {
     this.queue = new CommandQueue(isCommand);
+  }
+
+  end(): void {
+    this.ended = true;
+    this.queue.close();
   }
 
   savepoint(): Savepoint {

@@ -39,13 +39,16 @@ export class TransactionRunner {
     @Inject(REDIS_TX_OPTIONS) private readonly options: ResolvedRedisTxOptions,
   ) {}
 
+  /** The transaction of this call chain, unless its method has already returned. */
   get current(): TransactionContext | undefined {
-    return this.storage.getStore();
+    const context = this.storage.getStore();
+    return context?.ended ? undefined : context;
   }
 
   requireCurrent(what: string): TransactionContext {
     const context = this.storage.getStore();
     if (!context) throw new NoActiveTransactionError(messages.noActiveTransaction(what));
+    if (context.ended) throw new NoActiveTransactionError(messages.transactionEnded(what));
     return context;
   }
 
@@ -55,7 +58,7 @@ export class TransactionRunner {
     args: readonly unknown[],
     label: string,
   ): Promise<TransactionResult<T>> {
-    const active = this.storage.getStore();
+    const active = this.current;
     const watchKeys = resolveWatchKeys(options.watch, args, label);
     switch (options.propagation ?? 'required') {
       case 'never':
@@ -187,6 +190,8 @@ export class TransactionRunner {
       value = await this.storage.run(context, fn);
     } catch (error) {
       return { kind: 'rolled-back', context, error };
+    } finally {
+      context.end();
     }
     const { commands } = context.queue;
     if (commands.length === 0) return { kind: 'committed', context, value, replies: [] };

@@ -13,6 +13,15 @@ import { useRedisServer } from '../support/redis.js';
 
 class Refused extends Error {}
 
+function captureError(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (error) {
+    return error;
+  }
+  return undefined;
+}
+
 @Injectable()
 class FollowService {
   constructor(readonly redis: RedisTx) {}
@@ -36,6 +45,17 @@ class FollowService {
   @Transactional()
   async awaitQueued() {
     return await this.redis.multi.incr('counter');
+  }
+
+  /** Leaves work behind that runs after the method has returned. */
+  @Transactional()
+  async leaveStraggler(): Promise<{ later: Promise<unknown> }> {
+    const multi = this.redis.multi;
+    const later = Promise.resolve().then(async () => {
+      await new Promise((resolve) => setImmediate(resolve));
+      return { active: this.redis.active, error: captureError(() => multi.incr('late')) };
+    });
+    return { later };
   }
 
   @Transactional()
@@ -188,6 +208,15 @@ describe('@Transactional and RedisTx (plain MULTI/EXEC)', () => {
     await expect(follows.awaitQueued()).rejects.toThrow(/RedisTx\.multi\.incr.*was awaited/);
     await expect(follows.callExec()).rejects.toThrow(QueuedCommandAwaitedError);
     expect(await observer.exists('counter')).toBe(0);
+  });
+
+  it('refuses commands from a callback that outlived its transaction, instead of losing them', async () => {
+    const { later } = await app.get(FollowService).leaveStraggler();
+    const { active, error } = (await later) as { active: boolean; error: unknown };
+    expect(active).toBe(false);
+    expect(error).toBeInstanceOf(NoActiveTransactionError);
+    expect((error as Error).message).toMatch(/after its transaction's method had returned/);
+    expect(await observer.exists('late')).toBe(0);
   });
 
   it('refuses RedisTx.multi and hooks outside a transaction', () => {
