@@ -1,20 +1,11 @@
 import 'reflect-metadata';
-import {
-  Body,
-  CanActivate,
-  Controller,
-  Injectable,
-  Post,
-  UseGuards,
-  type INestApplication,
-} from '@nestjs/common';
+import { Body, CanActivate, Controller, Injectable, Post, UseGuards } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { Cron, ScheduleModule, SchedulerRegistry } from '@nestjs/schedule';
 import { Redis } from 'ioredis';
 import request from 'supertest';
 import { RedisTx, Transactional } from '../../lib/index.js';
-import { createTestApp } from '../support/nest-app.js';
-import { useRedisServer } from '../support/redis.js';
+import { useAppWithRedis } from '../support/app-with-redis.js';
 
 @Injectable()
 class DenyHeaderGuard implements CanActivate {
@@ -72,74 +63,63 @@ class Jobs {
 let racer: Redis;
 
 describe('@Transactional on controller handlers, over HTTP', () => {
-  const bed = useRedisServer();
-  let app: INestApplication;
-  let observer: Redis;
-
-  beforeAll(async () => {
-    app = await createTestApp({
-      options: { connection: bed.server.url },
-      controllers: [AccountsController],
-      providers: [Jobs],
-      imports: [ScheduleModule.forRoot()],
-    });
-    observer = new Redis(bed.server.url);
+  const bed = useAppWithRedis({
+    controllers: [AccountsController],
+    providers: [Jobs],
+    imports: [ScheduleModule.forRoot()],
+  });
+  beforeAll(() => {
     racer = new Redis(bed.server.url);
   });
-  bed.beforeStop(async () => {
-    await app?.close();
-    await observer?.quit();
-    await racer?.quit();
-  });
-  beforeEach(() => observer.flushall());
+  bed.beforeStop(() => racer?.quit());
 
   it('commits the handler transaction before answering', async () => {
-    const res = await request(app.getHttpServer())
+    const res = await request(bed.app.getHttpServer())
       .post('/accounts/open')
       .send({ id: 'a1', balance: 10 });
     expect(res.status).toBe(201);
     expect(res.body).toEqual({ opened: 'a1' });
-    expect(await observer.get('acct:a1')).toBe('10');
-    expect(await observer.smembers('accounts')).toEqual(['a1']);
+    expect(await bed.observer.get('acct:a1')).toBe('10');
+    expect(await bed.observer.smembers('accounts')).toEqual(['a1']);
   });
 
   it('keeps guards working: a denied request runs nothing', async () => {
-    const res = await request(app.getHttpServer())
+    const res = await request(bed.app.getHttpServer())
       .post('/accounts/open')
       .set('x-deny', '1')
       .send({ id: 'a2', balance: 10 });
     expect(res.status).toBe(403);
-    expect(await observer.exists('acct:a2')).toBe(0);
+    expect(await bed.observer.exists('acct:a2')).toBe(0);
   });
 
   it('passes the handler arguments to the watch function and answers 409 on conflict', async () => {
-    await observer.set('acct:b', '5');
-    const ok = await request(app.getHttpServer()).post('/accounts/drain').send({ from: 'b' });
+    await bed.observer.set('acct:b', '5');
+    const ok = await request(bed.app.getHttpServer()).post('/accounts/drain').send({ from: 'b' });
     expect(ok.status).toBe(201);
-    expect(await observer.get('acct:b')).toBe('0');
+    expect(await bed.observer.get('acct:b')).toBe('0');
 
-    await observer.set('acct:c', '5');
-    const res = await request(app.getHttpServer())
+    await bed.observer.set('acct:c', '5');
+    const res = await request(bed.app.getHttpServer())
       .post('/accounts/drain')
       .send({ from: 'c', racer: true });
     expect(res.status).toBe(409);
     expect(res.body.message).toMatch(/AccountsController\.drain.*watched key changed/);
-    expect(await observer.get('acct:c')).toBe('6');
+    expect(await bed.observer.get('acct:c')).toBe('6');
   });
 
   it('answers 500 and applies nothing when the handler throws', async () => {
-    const res = await request(app.getHttpServer()).post('/accounts/fail').send({ id: 'f' });
+    const res = await request(bed.app.getHttpServer()).post('/accounts/fail').send({ id: 'f' });
     expect(res.status).toBe(500);
-    expect(await observer.exists('acct:f')).toBe(0);
+    expect(await bed.observer.exists('acct:f')).toBe(0);
   });
 
   it('keeps other decorators\u2019 metadata (route, @Cron) on the wrapped method', async () => {
-    const reflector = app.get(Reflector);
+    const reflector = bed.app.get(Reflector);
     expect(reflector.get('path', AccountsController.prototype.open)).toBe('open');
     // The scheduler found the job through the metadata, and its tick runs the transaction.
-    const job = app.get(SchedulerRegistry).getCronJob('sweep');
+    const job = bed.app.get(SchedulerRegistry).getCronJob('sweep');
     void job.fireOnTick();
-    await app.get(Jobs).swept;
-    expect(await observer.get('sweeps')).toBe('1');
+    await bed.app.get(Jobs).swept;
+    expect(await bed.observer.get('sweeps')).toBe('1');
   });
 });

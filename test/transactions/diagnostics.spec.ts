@@ -1,10 +1,9 @@
 import 'reflect-metadata';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { Injectable, type INestApplication } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import { Redis } from 'ioredis';
 import { channelNames, RedisTx, Transactional } from '../../lib/index.js';
-import { createTestApp } from '../support/nest-app.js';
-import { useRedisServer } from '../support/redis.js';
+import { useAppWithRedis } from '../support/app-with-redis.js';
 
 @Injectable()
 class Events {
@@ -24,8 +23,7 @@ class Events {
 }
 
 describe('diagnostics_channel events', () => {
-  const bed = useRedisServer();
-  let app: INestApplication;
+  const bed = useAppWithRedis({ providers: [Events] });
   let other: Redis;
   const seen: [string, Record<string, unknown>][] = [];
   const listeners = Object.values(channelNames).map(
@@ -33,14 +31,12 @@ describe('diagnostics_channel events', () => {
       [name, (message: unknown) => seen.push([name, message as Record<string, unknown>])] as const,
   );
 
-  beforeAll(async () => {
-    app = await createTestApp({ options: { connection: bed.server.url }, providers: [Events] });
+  beforeAll(() => {
     other = new Redis(bed.server.url);
     for (const [name, listener] of listeners) subscribe(name, listener);
   });
   bed.beforeStop(async () => {
     for (const [name, listener] of listeners) unsubscribe(name, listener);
-    await app?.close();
     await other?.quit();
   });
   beforeEach(() => {
@@ -48,7 +44,7 @@ describe('diagnostics_channel events', () => {
   });
 
   it('publishes start, conflict, retry, exec and commit, with durations', async () => {
-    await app.get(Events).conflictOnce(other);
+    await bed.app.get(Events).conflictOnce(other);
     const names = seen.map(([name]) => name.split(':').pop());
     expect(names).toEqual(['start', 'exec', 'conflict', 'retry', 'start', 'exec', 'commit']);
     const commit = seen.at(-1)![1];
@@ -58,7 +54,7 @@ describe('diagnostics_channel events', () => {
   });
 
   it('publishes rollback with the error', async () => {
-    await expect(app.get(Events).fails()).rejects.toThrow('nope');
+    await expect(bed.app.get(Events).fails()).rejects.toThrow('nope');
     expect(seen.map(([name]) => name.split(':').pop())).toEqual(['start', 'rollback']);
     expect((seen[1]![1].error as Error).message).toBe('nope');
   });

@@ -1,9 +1,8 @@
 import 'reflect-metadata';
-import { Injectable, type INestApplication } from '@nestjs/common';
-import { Redis, type Result } from 'ioredis';
+import { Injectable } from '@nestjs/common';
+import type { Result } from 'ioredis';
 import { RedisTx, Transactional } from '../../lib/index.js';
-import { createTestApp } from '../support/nest-app.js';
-import { useRedisServer } from '../support/redis.js';
+import { useAppWithRedis } from '../support/app-with-redis.js';
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
@@ -32,44 +31,29 @@ class Capped {
 }
 
 describe('Lua scripts registered in the module options', () => {
-  const bed = useRedisServer();
-  let app: INestApplication;
-  let observer: Redis;
-
-  beforeAll(async () => {
-    app = await createTestApp({
-      options: { connection: bed.server.url, scripts: { incrCapped } },
-      providers: [Capped],
-    });
-    observer = new Redis(bed.server.url);
-  });
-  bed.beforeStop(async () => {
-    await app?.close();
-    await observer?.quit();
-  });
-  beforeEach(() => observer.flushall());
+  const bed = useAppWithRedis({ options: { scripts: { incrCapped } }, providers: [Capped] });
 
   it('are callable on RedisTx.client', async () => {
-    expect(await app.get(RedisTx).client.incrCapped('c', 5, 7)).toBe(5);
-    expect(await app.get(RedisTx).client.incrCapped('c', 5, 7)).toBe(7);
+    expect(await bed.app.get(RedisTx).client.incrCapped('c', 5, 7)).toBe(5);
+    expect(await bed.app.get(RedisTx).client.incrCapped('c', 5, 7)).toBe(7);
   });
 
   it('are callable on RedisTx.multi and run inside EXEC', async () => {
-    const result = await app.get(RedisTx).run(() => {
-      app.get(RedisTx).multi.incrCapped('m', 3, 5).incrCapped('m', 3, 5);
+    const result = await bed.app.get(RedisTx).run(() => {
+      bed.app.get(RedisTx).multi.incrCapped('m', 3, 5).incrCapped('m', 3, 5);
     });
     expect(result.replies).toEqual([3, 5]);
-    await app.get(Capped).twice();
-    expect(await observer.get('capped')).toBe('6');
+    await bed.app.get(Capped).twice();
+    expect(await bed.observer.get('capped')).toBe('6');
   });
 
   it('survive a SCRIPT FLUSH (reloaded on NOSCRIPT)', async () => {
-    await app.get(Capped).twice();
-    await observer.script('FLUSH');
-    await app.get(Capped).twice();
-    expect(await app.get(RedisTx).client.incrCapped('c', 1, 9)).toBe(1);
-    await observer.script('FLUSH');
-    expect(await app.get(RedisTx).client.incrCapped('c', 1, 9)).toBe(2);
-    expect(await observer.get('capped')).toBe('6');
+    await bed.app.get(Capped).twice();
+    await bed.observer.script('FLUSH');
+    await bed.app.get(Capped).twice();
+    expect(await bed.app.get(RedisTx).client.incrCapped('c', 1, 9)).toBe(1);
+    await bed.observer.script('FLUSH');
+    expect(await bed.app.get(RedisTx).client.incrCapped('c', 1, 9)).toBe(2);
+    expect(await bed.observer.get('capped')).toBe('6');
   });
 });

@@ -1,6 +1,5 @@
 import 'reflect-metadata';
-import { Injectable, type INestApplication } from '@nestjs/common';
-import { Redis } from 'ioredis';
+import { Injectable } from '@nestjs/common';
 import {
   NoActiveTransactionError,
   QueuedCommandAwaitedError,
@@ -8,8 +7,7 @@ import {
   Transactional,
   TransactionPropagationError,
 } from '../../lib/index.js';
-import { createTestApp } from '../support/nest-app.js';
-import { useRedisServer } from '../support/redis.js';
+import { useAppWithRedis } from '../support/app-with-redis.js';
 
 class Refused extends Error {}
 
@@ -134,41 +132,26 @@ class Ledger {
 }
 
 describe('@Transactional and RedisTx (plain MULTI/EXEC)', () => {
-  const bed = useRedisServer();
-  let app: INestApplication;
-  let observer: Redis;
-
-  beforeAll(async () => {
-    app = await createTestApp({
-      options: { connection: bed.server.url },
-      providers: [FollowService, Ledger],
-    });
-    observer = new Redis(bed.server.url);
-  });
-  bed.beforeStop(async () => {
-    await app?.close();
-    await observer?.quit();
-  });
+  const bed = useAppWithRedis({ providers: [FollowService, Ledger] });
   beforeEach(async () => {
-    await observer.flushall();
-    await observer.config('RESETSTAT');
-    app.get(Ledger).events.length = 0;
+    await bed.observer.config('RESETSTAT');
+    bed.app.get(Ledger).events.length = 0;
   });
 
   const commandCalls = async (name: string): Promise<number> => {
-    const stats = await observer.info('commandstats');
+    const stats = await bed.observer.info('commandstats');
     const match = new RegExp(`cmdstat_${name}:calls=(\\d+)`).exec(stats);
     return match ? Number(match[1]) : 0;
   };
 
   it('applies the follow example as one MULTI … EXEC that another connection never sees half of', async () => {
-    const follows = app.get(FollowService);
+    const follows = bed.app.get(FollowService);
     let halves = 0;
     let reads = 0;
     let writing = true;
     const reader = (async () => {
       while (writing) {
-        const [[, following], [, fan]] = (await observer
+        const [[, following], [, fan]] = (await bed.observer
           .multi()
           .sismember('u:ann:follow', 'bob')
           .sismember('u:bob:fans', 'ann')
@@ -185,42 +168,42 @@ describe('@Transactional and RedisTx (plain MULTI/EXEC)', () => {
     await reader;
     expect(reads).toBeGreaterThan(0);
     expect(halves).toBe(0);
-    expect(await observer.smembers('u:ann:follow')).toEqual(['bob']);
-    expect(await observer.smembers('u:bob:fans')).toEqual(['ann']);
+    expect(await bed.observer.smembers('u:ann:follow')).toEqual(['bob']);
+    expect(await bed.observer.smembers('u:bob:fans')).toEqual(['ann']);
     expect(await commandCalls('exec')).toBe(401 + reads);
   });
 
   it('sends nothing when the method throws, and rethrows the error unchanged', async () => {
-    const error = await app
+    const error = await bed.app
       .get(FollowService)
       .followThenFail('ann', 'bob')
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(Refused);
     expect((error as Error).message).toBe('changed my mind');
-    expect(await observer.exists('u:ann:follow', 'u:bob:fans')).toBe(0);
+    expect(await bed.observer.exists('u:ann:follow', 'u:bob:fans')).toBe(0);
     expect(await commandCalls('multi')).toBe(0);
     expect(await commandCalls('sadd')).toBe(0);
   });
 
   it('fails loudly when a queued command is awaited or exec is called by hand', async () => {
-    const follows = app.get(FollowService);
+    const follows = bed.app.get(FollowService);
     await expect(follows.awaitQueued()).rejects.toThrow(QueuedCommandAwaitedError);
     await expect(follows.awaitQueued()).rejects.toThrow(/RedisTx\.multi\.incr.*was awaited/);
     await expect(follows.callExec()).rejects.toThrow(QueuedCommandAwaitedError);
-    expect(await observer.exists('counter')).toBe(0);
+    expect(await bed.observer.exists('counter')).toBe(0);
   });
 
   it('refuses commands from a callback that outlived its transaction, instead of losing them', async () => {
-    const { later } = await app.get(FollowService).leaveStraggler();
+    const { later } = await bed.app.get(FollowService).leaveStraggler();
     const { active, error } = (await later) as { active: boolean; error: unknown };
     expect(active).toBe(false);
     expect(error).toBeInstanceOf(NoActiveTransactionError);
     expect((error as Error).message).toMatch(/after its transaction's method had returned/);
-    expect(await observer.exists('late')).toBe(0);
+    expect(await bed.observer.exists('late')).toBe(0);
   });
 
   it('refuses RedisTx.multi and hooks outside a transaction', () => {
-    const tx = app.get(RedisTx);
+    const tx = bed.app.get(RedisTx);
     expect(tx.active).toBe(false);
     expect(() => tx.multi).toThrow(NoActiveTransactionError);
     expect(() => tx.afterCommit(() => undefined)).toThrow(NoActiveTransactionError);
@@ -228,7 +211,7 @@ describe('@Transactional and RedisTx (plain MULTI/EXEC)', () => {
   });
 
   it('RedisTx.run returns the value, the EXEC replies and the attempt count', async () => {
-    const tx = app.get(RedisTx);
+    const tx = bed.app.get(RedisTx);
     const result = await tx.run(async () => {
       expect(tx.active).toBe(true);
       tx.multi.set('a', '1').incr('a').get('a');
@@ -239,61 +222,61 @@ describe('@Transactional and RedisTx (plain MULTI/EXEC)', () => {
   });
 
   it('sends no MULTI at all when nothing was queued', async () => {
-    const result = await app.get(RedisTx).run(() => 7);
+    const result = await bed.app.get(RedisTx).run(() => 7);
     expect(result).toEqual({ value: 7, replies: [], attempts: 1 });
     expect(await commandCalls('multi')).toBe(0);
   });
 
   it("'required' joins the outer transaction: one EXEC, in queue order", async () => {
-    const ledger = app.get(Ledger);
+    const ledger = bed.app.get(Ledger);
     await ledger.outer('required');
-    expect(await observer.lrange('log', 0, -1)).toEqual(['outer', 'required', 'outer-end']);
+    expect(await bed.observer.lrange('log', 0, -1)).toEqual(['outer', 'required', 'outer-end']);
     expect(await commandCalls('exec')).toBe(1);
     expect(ledger.events).toEqual(['outer committed', 'required committed']);
   });
 
   it("'requires_new' commits on its own, before the outer one", async () => {
-    const ledger = app.get(Ledger);
+    const ledger = bed.app.get(Ledger);
     await ledger.outer('requires_new');
-    expect(await observer.lrange('log', 0, -1)).toEqual(['requires_new', 'outer', 'outer-end']);
+    expect(await bed.observer.lrange('log', 0, -1)).toEqual(['requires_new', 'outer', 'outer-end']);
     expect(await commandCalls('exec')).toBe(2);
     expect(ledger.events).toEqual(['requires_new committed', 'outer committed']);
   });
 
   it("'mandatory' joins inside and throws outside a transaction", async () => {
-    const ledger = app.get(Ledger);
+    const ledger = bed.app.get(Ledger);
     await ledger.outer('mandatory');
-    expect(await observer.lrange('log', 0, -1)).toEqual(['outer', 'mandatory', 'outer-end']);
+    expect(await bed.observer.lrange('log', 0, -1)).toEqual(['outer', 'mandatory', 'outer-end']);
     await expect(ledger.mandatory()).rejects.toThrow(NoActiveTransactionError);
     await expect(ledger.mandatory()).rejects.toThrow(/Ledger\.mandatory.*'mandatory'/);
   });
 
   it("'never' runs outside and throws inside a transaction, which then applies nothing", async () => {
-    const ledger = app.get(Ledger);
+    const ledger = bed.app.get(Ledger);
     await ledger.never();
     expect(ledger.events).toEqual(['never ran']);
     await expect(ledger.outer('never')).rejects.toThrow(TransactionPropagationError);
-    expect(await observer.exists('log')).toBe(0);
+    expect(await bed.observer.exists('log')).toBe(0);
   });
 
   it('drops only what a failed joined method queued when the outer one catches its error', async () => {
-    const ledger = app.get(Ledger);
+    const ledger = bed.app.get(Ledger);
     await ledger.outerSurvivesInnerFailure();
-    expect(await observer.lrange('log', 0, -1)).toEqual(['outer', 'outer-end']);
+    expect(await bed.observer.lrange('log', 0, -1)).toEqual(['outer', 'outer-end']);
     expect(ledger.events).toEqual(['caught inner', 'inner rolled back']);
   });
 
   it('runs commit hooks once, in order, after EXEC, with the replies; a failing hook changes nothing', async () => {
-    const ledger = app.get(Ledger);
+    const ledger = bed.app.get(Ledger);
     await expect(ledger.hooks(false)).resolves.toBeUndefined();
     expect(ledger.events).toEqual(['commit 1 ["OK"]', 'commit 2', 'commit 3']);
-    expect(await observer.get('hooked')).toBe('1');
+    expect(await bed.observer.get('hooked')).toBe('1');
   });
 
   it('runs rollback hooks, not commit hooks, when the method throws', async () => {
-    const ledger = app.get(Ledger);
+    const ledger = bed.app.get(Ledger);
     await expect(ledger.hooks(true)).rejects.toThrow(Refused);
     expect(ledger.events).toEqual(['rollback no']);
-    expect(await observer.exists('hooked')).toBe(0);
+    expect(await bed.observer.exists('hooked')).toBe(0);
   });
 });

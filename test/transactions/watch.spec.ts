@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { once } from 'node:events';
-import { Injectable, type INestApplication } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import { Redis } from 'ioredis';
 import {
   channelNames,
@@ -11,8 +11,7 @@ import {
   TransactionPropagationError,
   type TransactionRetryEvent,
 } from '../../lib/index.js';
-import { createTestApp } from '../support/nest-app.js';
-import { useRedisServer } from '../support/redis.js';
+import { useAppWithRedis } from '../support/app-with-redis.js';
 
 class InsufficientFunds extends Error {}
 
@@ -69,30 +68,18 @@ class Bank {
 }
 
 describe('WATCH transactions', () => {
-  const bed = useRedisServer();
-  let app: INestApplication;
-  let observer: Redis;
-
-  beforeAll(async () => {
-    app = await createTestApp({ options: { connection: bed.server.url }, providers: [Bank] });
-    observer = new Redis(bed.server.url);
-  });
-  bed.beforeStop(async () => {
-    await app?.close();
-    await observer?.quit();
-  });
+  const bed = useAppWithRedis({ providers: [Bank] });
   beforeEach(async () => {
-    await observer.flushall();
-    app.get(Bank).attempts = 0;
+    bed.app.get(Bank).attempts = 0;
   });
 
   it('16 concurrent transfers between 10 accounts keep the total exactly constant', async () => {
     const accounts = Array.from({ length: 10 }, (_, i) => `a${i}`);
-    await observer.mset(Object.fromEntries(accounts.map((a) => [`acct:${a}`, '100'])));
+    await bed.observer.mset(Object.fromEntries(accounts.map((a) => [`acct:${a}`, '100'])));
     const retries: TransactionRetryEvent[] = [];
     const onRetry = (event: unknown) => retries.push(event as TransactionRetryEvent);
     subscribe(channelNames.transactionRetry, onRetry);
-    const bank = app.get(Bank);
+    const bank = bed.app.get(Bank);
     let refused = 0;
     try {
       await Promise.all(
@@ -111,7 +98,7 @@ describe('WATCH transactions', () => {
     } finally {
       unsubscribe(channelNames.transactionRetry, onRetry);
     }
-    const balances = await observer.mget(accounts.map((a) => `acct:${a}`));
+    const balances = await bed.observer.mget(accounts.map((a) => `acct:${a}`));
     expect(balances.reduce((sum, b) => sum + Number(b), 0)).toBe(1000);
     expect(balances.every((b) => Number(b) >= 0)).toBe(true);
     // Real contention happened: some attempts conflicted and were re-run.
@@ -120,23 +107,23 @@ describe('WATCH transactions', () => {
   });
 
   it('refuses to overdraw: the method throws and nothing is applied', async () => {
-    await observer.mset({ 'acct:x': '5', 'acct:y': '0' });
-    await expect(app.get(Bank).transfer('x', 'y', 6)).rejects.toThrow(InsufficientFunds);
-    expect(await observer.mget('acct:x', 'acct:y')).toEqual(['5', '0']);
+    await bed.observer.mset({ 'acct:x': '5', 'acct:y': '0' });
+    await expect(bed.app.get(Bank).transfer('x', 'y', 6)).rejects.toThrow(InsufficientFunds);
+    expect(await bed.observer.mget('acct:x', 'acct:y')).toEqual(['5', '0']);
   });
 
   it('gives TransactionConflictError (409 over HTTP) after the retries run out, applying nothing', async () => {
     const other = new Redis(bed.server.url);
     try {
-      const error = await app
+      const error = await bed.app
         .get(Bank)
         .alwaysConflicts(other)
         .catch((e: unknown) => e);
       expect(error).toBeInstanceOf(TransactionConflictError);
       expect((error as TransactionConflictError).attempts).toBe(3);
       expect((error as { statusCode?: number }).statusCode).toBe(409);
-      expect(app.get(Bank).attempts).toBe(3);
-      expect(await observer.exists('never')).toBe(0);
+      expect(bed.app.get(Bank).attempts).toBe(3);
+      expect(await bed.observer.exists('never')).toBe(0);
     } finally {
       await other.quit();
     }
@@ -145,17 +132,17 @@ describe('WATCH transactions', () => {
   it('counts a reconnect between WATCH and EXEC as a conflict and re-runs the method', async () => {
     const killer = new Redis(bed.server.url);
     try {
-      await app.get(Bank).reconnectOnce(killer);
+      await bed.app.get(Bank).reconnectOnce(killer);
     } finally {
       await killer.quit();
     }
-    expect(app.get(Bank).attempts).toBe(2);
-    expect(await observer.get('k')).toBe('1');
+    expect(bed.app.get(Bank).attempts).toBe(2);
+    expect(await bed.observer.get('k')).toBe('1');
   });
 
   it('runs on an isolated connection, never on the shared one', async () => {
-    const bank = app.get(Bank);
-    const shared = app.get(RedisTx).client;
+    const bank = bed.app.get(Bank);
+    const shared = bed.app.get(RedisTx).client;
     const inside = await bank.whichConnection();
     expect(inside).not.toBe(shared);
     const [first, second] = await Promise.all([bank.whichConnection(), bank.whichConnection()]);
@@ -163,9 +150,9 @@ describe('WATCH transactions', () => {
   });
 
   it('refuses to add a WATCH to a transaction that has no WATCH connection', async () => {
-    await expect(app.get(Bank).plainOuterWithWatchingInner()).rejects.toThrow(
+    await expect(bed.app.get(Bank).plainOuterWithWatchingInner()).rejects.toThrow(
       TransactionPropagationError,
     );
-    expect(await observer.exists('x')).toBe(0);
+    expect(await bed.observer.exists('x')).toBe(0);
   });
 });
