@@ -1,9 +1,6 @@
-import { markDecorated, runtimeOf } from '../binding/instance-binding.js';
-import { wrapMethod } from '../binding/wrap-method.js';
+import { addMethodLayer } from '../binding/method-layers.js';
 import type { TransactionOptions } from './transaction.options.js';
 import { checkTransactionOptions } from './transaction-options.validator.js';
-
-type AsyncMethod = (...args: never[]) => unknown;
 
 /**
  * Runs the method as a Redis transaction: commands queued on `RedisTx.multi`
@@ -15,20 +12,15 @@ export function Transactional(options: TransactionOptions = {}): MethodDecorator
   return (target, propertyKey, descriptor) => {
     const label = `${target.constructor.name}.${String(propertyKey)}`;
     checkTransactionOptions(options, `@Transactional() on ${label}`);
-    markDecorated(target);
-    wrapMethod(
-      descriptor as unknown as TypedPropertyDescriptor<AsyncMethod>,
-      (original) =>
-        async function transactional(this: unknown, ...args: never[]) {
-          const { transactions } = runtimeOf(this, label);
-          const result = await transactions.execute(
-            () => original.apply(this, args),
-            options,
-            args,
-            label,
-          );
-          return result.value;
-        },
+    addMethodLayer(
+      target,
+      descriptor,
+      {
+        order: 1,
+        run: async ({ transactions }, _self, args, next) =>
+          (await transactions.execute(next, options, args, label)).value,
+      },
+      label,
     );
   };
 }

@@ -1,0 +1,57 @@
+import { markDecorated, runtimeOf, type RedisTxRuntime } from './instance-binding.js';
+
+/** One decorator's part of a decorated method's call. */
+export interface MethodLayer {
+  /**
+   * Lower runs outside. Locks (0) are taken before a transaction (1) starts
+   * and released after it ends, whichever order the decorators are written in.
+   */
+  order: number;
+  run(
+    runtime: RedisTxRuntime,
+    self: unknown,
+    args: readonly unknown[],
+    next: () => Promise<unknown>,
+  ): Promise<unknown>;
+}
+
+type Method = (this: unknown, ...args: unknown[]) => unknown;
+const layersKey = Symbol.for('nestjs-redis-tx.method-layers');
+type LayeredMethod = Method & { [layersKey]?: MethodLayer[] };
+
+/**
+ * Adds a layer to a method. The first layer replaces the method with one
+ * wrapper that keeps what other decorators recorded on the original (routes,
+ * guards, @Cron) and its name; later layers join that wrapper.
+ */
+export function addMethodLayer(
+  target: object,
+  descriptor: PropertyDescriptor,
+  layer: MethodLayer,
+  label: string,
+): void {
+  markDecorated(target);
+  const current = descriptor.value as LayeredMethod;
+  if (typeof current !== 'function') return;
+  const existing = current[layersKey];
+  if (existing) {
+    existing.push(layer);
+    existing.sort((a, b) => a.order - b.order);
+    return;
+  }
+  const layers = [layer];
+  const wrapped: LayeredMethod = async function (this: unknown, ...args: unknown[]) {
+    const runtime = runtimeOf(this, label);
+    const call = async (index: number): Promise<unknown> =>
+      index === layers.length
+        ? current.apply(this, args)
+        : layers[index]!.run(runtime, this, args, () => call(index + 1));
+    return call(0);
+  };
+  wrapped[layersKey] = layers;
+  for (const key of Reflect.getOwnMetadataKeys(current)) {
+    Reflect.defineMetadata(key, Reflect.getOwnMetadata(key, current), wrapped);
+  }
+  Object.defineProperty(wrapped, 'name', { value: current.name });
+  descriptor.value = wrapped;
+}
