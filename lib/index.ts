@@ -21,6 +21,17 @@ export type {
   WatchKeys,
 } from './transactions/transaction.options.js';
 
+export { LockService } from './locks/lock.service.js';
+export { Locked } from './locks/locked.decorator.js';
+export type { Lock } from './locks/lock.js';
+export type {
+  LockDefaults,
+  LockedOptions,
+  LockKey,
+  LockMode,
+  LockOptions,
+} from './locks/lock.options.js';
+
 export { channelNames } from './diagnostics/redis-tx.channels.js';
 export type * from './diagnostics/redis-tx.channels.js';
 

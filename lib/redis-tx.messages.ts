@@ -40,7 +40,19 @@ export const messages = {
   unboundInstance: (label: string) =>
     `${label} ran on an object that RedisTxModule has not seen: create the class through Nest dependency injection (a provider or controller, not request-scoped) in an application that imports RedisTxModule.`,
   requestScoped: (className: string) =>
-    `${className} is request-scoped or transient: its @Transactional methods cannot be bound and will throw UnboundInstanceError. Move them to a singleton provider.`,
+    `${className} is request-scoped or transient: its @Transactional and @Locked methods cannot be bound and will throw UnboundInstanceError. Move them to a singleton provider.`,
+  invalidLockKey: (label: string, key: unknown, why: string) =>
+    `${label}: lock key ${describe(key)} ${why}. Return a non-empty string (or an array of them) built from the method's arguments, e.g. \`order:\${id}\`.`,
+  lockBusy: (keys: readonly string[], waitMs: number) =>
+    `Lock ${keys.map((k) => `"${k}"`).join(', ')} is held elsewhere${waitMs > 0 ? ` and was not released within ${waitMs} ms` : ''}. Try again later, or raise \`waitMs\`.`,
+  lockWaitAborted: (keys: readonly string[]) =>
+    `Waiting for lock ${keys.map((k) => `"${k}"`).join(', ')} was cancelled by its AbortSignal.`,
+  lockAcquireUnknown: (key: string) =>
+    `The connection to Redis failed while acquiring lock "${key}"; whatever was taken is being released. Try again.`,
+  lockLost: (key: string, why: string) =>
+    `Lock "${key}" was lost: ${why}. Another holder may be running now; stop the work, and use the fencing token where a stale write must be refused.`,
+  lockNotHeld: (key: string) => `Lock "${key}" is no longer held by this holder.`,
+  lockShuttingDown: 'RedisTxModule is shutting down: no new lock can be acquired.',
   hookFailed: (kind: string, label: string) =>
     `${kind} hook of ${label} failed; the transaction outcome stands.`,
 } as const;

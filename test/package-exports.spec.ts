@@ -7,6 +7,8 @@ const documentedExports = [
   'InjectRedis',
   'RedisTx',
   'Transactional',
+  'LockService',
+  'Locked',
   'channelNames',
   'RedisTxError',
   'TransactionAbortedError',
@@ -18,6 +20,9 @@ const documentedExports = [
   'QueuedCommandAwaitedError',
   'InvalidOptionsError',
   'UnboundInstanceError',
+  'LockNotAcquiredError',
+  'LockLostError',
+  'InvalidLockKeyError',
 ];
 
 describe('the built package entry', () => {

@@ -1,10 +1,12 @@
 import { UnboundInstanceError } from '../errors/unbound-instance.error.js';
 import { messages } from '../redis-tx.messages.js';
+import type { LockService } from '../locks/lock.service.js';
 import type { TransactionRunner } from '../transactions/transaction.runner.js';
 
 /** What a decorated method needs at call time, from the module instance that owns its object. */
 export interface RedisTxRuntime {
   transactions: TransactionRunner;
+  locks: LockService;
 }
 
 interface BindingRegistry {

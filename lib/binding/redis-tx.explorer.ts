@@ -1,6 +1,7 @@
 import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { DiscoveryService } from '@nestjs/core';
 import { messages } from '../redis-tx.messages.js';
+import { LockService } from '../locks/lock.service.js';
 import { TransactionRunner } from '../transactions/transaction.runner.js';
 import { bindRuntime, hasDecoratedMethods } from './instance-binding.js';
 
@@ -16,10 +17,11 @@ export class RedisTxExplorer implements OnModuleInit {
   constructor(
     private readonly discovery: DiscoveryService,
     private readonly transactions: TransactionRunner,
+    private readonly locks: LockService,
   ) {}
 
   onModuleInit(): void {
-    const runtime = { transactions: this.transactions };
+    const runtime = { transactions: this.transactions, locks: this.locks };
     for (const wrapper of [...this.discovery.getProviders(), ...this.discovery.getControllers()]) {
       const prototype: unknown = wrapper.metatype?.prototype;
       if (!wrapper.isDependencyTreeStatic()) {

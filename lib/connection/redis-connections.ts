@@ -1,3 +1,4 @@
+import { Cluster } from 'ioredis';
 import {
   Inject,
   Injectable,
@@ -7,6 +8,7 @@ import {
 } from '@nestjs/common';
 import { REDIS_TX_OPTIONS } from '../module/redis-tx.constants.js';
 import type { ResolvedRedisTxOptions } from '../module/redis-tx.options.js';
+import { lockScripts } from '../locks/lock.scripts.js';
 import { createSharedClient } from './client.factory.js';
 import { closeClient, duplicateClient, type RedisClient } from './redis-client.js';
 import { TxConnection, type QueuedCommand } from './tx-connection.js';
@@ -23,6 +25,7 @@ export class RedisConnections implements OnModuleInit, OnApplicationShutdown {
   readonly shared: RedisClient;
   readonly watchPool: WatchConnectionPool;
   private transactionConnection?: TxConnection;
+  private subscriberConnection?: RedisClient;
   private readonly duplicate: () => TxConnection;
   private readonly ownsShared: boolean;
   private readonly commandNames: ReadonlySet<string>;
@@ -38,7 +41,7 @@ export class RedisConnections implements OnModuleInit, OnApplicationShutdown {
       const redis = duplicateClient(client, {
         autoResendUnfulfilledCommands: false,
         enableOfflineQueue: false,
-        scripts: options.scripts,
+        scripts: { ...options.scripts, ...lockScripts },
       });
       this.reportErrors(redis, 'transaction');
       return new TxConnection(redis);
@@ -54,6 +57,18 @@ export class RedisConnections implements OnModuleInit, OnApplicationShutdown {
   /** Plain MULTI … EXEC blocks share this one: each is written in one piece, so they never interleave. */
   get transactions(): TxConnection {
     return (this.transactionConnection ??= this.duplicate());
+  }
+
+  /** One connection in subscriber mode for the whole module, made on first use; ioredis resubscribes after a reconnect. */
+  get subscriber(): RedisClient {
+    if (!this.subscriberConnection) {
+      const { shared } = this;
+      const subscriber: RedisClient =
+        shared instanceof Cluster ? shared.duplicate() : shared.duplicate();
+      this.reportErrors(subscriber, 'subscriber');
+      this.subscriberConnection = subscriber;
+    }
+    return this.subscriberConnection;
   }
 
   onModuleInit(): void {
@@ -82,7 +97,11 @@ export class RedisConnections implements OnModuleInit, OnApplicationShutdown {
   };
 
   async onApplicationShutdown(): Promise<void> {
-    await Promise.all([this.watchPool.close(), this.transactionConnection?.close()]);
+    await Promise.all([
+      this.watchPool.close(),
+      this.transactionConnection?.close(),
+      this.subscriberConnection && closeClient(this.subscriberConnection),
+    ]);
     if (this.ownsShared) await closeClient(this.shared);
   }
 

@@ -59,10 +59,20 @@ export class TxConnection {
 
   /** Sends MULTI, the commands and EXEC in one write. Call only when `isReady`. */
   exec(commands: QueuedCommand[], label: string): Promise<ExecReply> {
-    const pipeline = this.redis.multi(commands as unknown as unknown[][]);
-    const reply = pipeline.exec() as Promise<ExecReply>;
-    return new Promise<ExecReply>((resolve, reject) => {
-      const lose = () => reject(new TransactionOutcomeUnknownError(messages.outcomeUnknown(label)));
+    const reply = this.redis.multi(commands as unknown as unknown[][]).exec() as Promise<ExecReply>;
+    return this.unlessLost(
+      reply.catch((error: unknown) => Promise.reject(toExecFailure(error, label))),
+      () => new TransactionOutcomeUnknownError(messages.outcomeUnknown(label)),
+    );
+  }
+
+  /**
+   * Settles as `reply` does, unless the connection closes first: then rejects
+   * with `lost()`, since with automatic resend off that reply never comes.
+   */
+  unlessLost<T>(reply: Promise<T>, lost: () => Error): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const lose = () => reject(lost());
       this.inFlight.add(lose);
       reply.then(
         (value) => {
@@ -71,7 +81,7 @@ export class TxConnection {
         },
         (error: unknown) => {
           this.inFlight.delete(lose);
-          reject(toExecFailure(error, label));
+          reject(error);
         },
       );
     });

@@ -8,6 +8,11 @@ export const channelNames = {
   transactionConflict: 'nestjs-redis-tx:transaction:conflict',
   transactionRetry: 'nestjs-redis-tx:transaction:retry',
   transactionRollback: 'nestjs-redis-tx:transaction:rollback',
+  lockAcquire: 'nestjs-redis-tx:lock:acquire',
+  lockWait: 'nestjs-redis-tx:lock:wait',
+  lockRenew: 'nestjs-redis-tx:lock:renew',
+  lockLoss: 'nestjs-redis-tx:lock:loss',
+  lockRelease: 'nestjs-redis-tx:lock:release',
 } as const;
 
 export interface TransactionStartEvent {
@@ -43,6 +48,34 @@ export interface TransactionRollbackEvent {
   error: unknown;
 }
 
+export interface LockAcquireEvent {
+  keys: readonly string[];
+  mode: string;
+  fencingTokens: readonly number[];
+  /** From the first attempt to the grant. */
+  waitedMs: number;
+  /** What made the last attempt: the first try, a release message naming this waiter, or the polling fallback. */
+  wokenBy: 'first-try' | 'release' | 'poll';
+}
+export interface LockWaitEvent {
+  keys: readonly string[];
+  mode: string;
+}
+export interface LockRenewEvent {
+  keys: readonly string[];
+  durationMs: number;
+}
+export interface LockLossEvent {
+  keys: readonly string[];
+  reason: string;
+}
+export interface LockReleaseEvent {
+  keys: readonly string[];
+  heldMs: number;
+  /** False when the lease had already ended and another holder may own the key. */
+  released: boolean;
+}
+
 class TypedChannel<Message extends object> {
   private readonly channel: Channel;
   constructor(name: string) {
@@ -61,4 +94,9 @@ export const channels = {
   transactionConflict: new TypedChannel<TransactionConflictEvent>(channelNames.transactionConflict),
   transactionRetry: new TypedChannel<TransactionRetryEvent>(channelNames.transactionRetry),
   transactionRollback: new TypedChannel<TransactionRollbackEvent>(channelNames.transactionRollback),
+  lockAcquire: new TypedChannel<LockAcquireEvent>(channelNames.lockAcquire),
+  lockWait: new TypedChannel<LockWaitEvent>(channelNames.lockWait),
+  lockRenew: new TypedChannel<LockRenewEvent>(channelNames.lockRenew),
+  lockLoss: new TypedChannel<LockLossEvent>(channelNames.lockLoss),
+  lockRelease: new TypedChannel<LockReleaseEvent>(channelNames.lockRelease),
 };

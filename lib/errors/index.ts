@@ -8,3 +8,6 @@ export * from './transaction-propagation.error.js';
 export * from './queued-command-awaited.error.js';
 export * from './invalid-options.error.js';
 export * from './unbound-instance.error.js';
+export * from './lock-not-acquired.error.js';
+export * from './lock-lost.error.js';
+export * from './invalid-lock-key.error.js';

@@ -4,6 +4,7 @@ import { RedisTxExplorer } from '../binding/redis-tx.explorer.js';
 import { RedisConnections } from '../connection/redis-connections.js';
 import { InvalidOptionsError } from '../errors/invalid-options.error.js';
 import { messages } from '../redis-tx.messages.js';
+import { LockService } from '../locks/lock.service.js';
 import { RedisTx } from '../transactions/redis-tx.service.js';
 import { TransactionRunner } from '../transactions/transaction.runner.js';
 import { REDIS_CLIENT, REDIS_TX_OPTIONS } from './redis-tx.constants.js';
@@ -59,9 +60,10 @@ export class RedisTxModule {
         },
         TransactionRunner,
         RedisTx,
+        LockService,
         RedisTxExplorer,
       ],
-      exports: [RedisTx, REDIS_CLIENT],
+      exports: [RedisTx, LockService, REDIS_CLIENT],
     };
   }
 }

@@ -1,5 +1,6 @@
 import { Cluster, Redis } from 'ioredis';
 import { InvalidOptionsError } from '../errors/invalid-options.error.js';
+import type { LockDefaults } from '../locks/lock.options.js';
 import { messages } from '../redis-tx.messages.js';
 import type {
   ClusterConnection,
@@ -15,6 +16,7 @@ const defaults: Omit<ResolvedRedisTxOptions, 'connection'> = {
     watchConnections: 16,
     readyTimeoutMs: 10_000,
   },
+  locks: { ttlMs: 30_000, waitMs: 5_000, keyPrefix: 'lock:', maxKeyLength: 512, pollMs: 1_000 },
   scripts: {},
 };
 
@@ -60,6 +62,7 @@ export function resolveModuleOptions(raw: unknown): ResolvedRedisTxOptions {
         ),
       },
     },
+    locks: checkLocks(options.locks),
     scripts: checkScripts(options.scripts),
   };
   return resolved;
@@ -90,6 +93,24 @@ function checkConnection(connection: unknown): void {
       fail('connection.cluster', 'a non-empty array of { host, port } or URLs', nodes);
     }
   }
+}
+
+function checkLocks(raw: unknown): ResolvedRedisTxOptions['locks'] {
+  const locks: LockDefaults = raw ?? {};
+  if (!isRecord(locks)) fail('locks', 'an object', locks);
+  const d = defaults.locks;
+  const keyPrefix = locks.keyPrefix ?? d.keyPrefix;
+  // The lock's name, not the prefix, must pick the Cluster hash slot.
+  if (typeof keyPrefix !== 'string' || /[{}]/.test(keyPrefix)) {
+    fail('locks.keyPrefix', 'a string without { or }', keyPrefix);
+  }
+  return {
+    ttlMs: integer('locks.ttlMs', locks.ttlMs, d.ttlMs, 1),
+    waitMs: integer('locks.waitMs', locks.waitMs, d.waitMs, 0),
+    keyPrefix,
+    maxKeyLength: integer('locks.maxKeyLength', locks.maxKeyLength, d.maxKeyLength, 1),
+    pollMs: integer('locks.pollMs', locks.pollMs, d.pollMs, 1),
+  };
 }
 
 function checkScripts(scripts: unknown): ResolvedRedisTxOptions['scripts'] {

@@ -1,5 +1,6 @@
 import type { ModuleMetadata, InjectionToken, OptionalFactoryDependency } from '@nestjs/common';
 import type { Cluster, ClusterNode, ClusterOptions, Redis, RedisOptions } from 'ioredis';
+import type { LockDefaults } from '../locks/lock.options.js';
 
 /** Nodes of a Redis Cluster, and ioredis Cluster options. */
 export interface ClusterConnection {
@@ -37,6 +38,7 @@ export interface RedisTxModuleOptions {
   /** Register the module globally. Default true. */
   isGlobal?: boolean;
   transactions?: TransactionDefaults;
+  locks?: LockDefaults;
   /** Lua scripts, by command name. */
   scripts?: Record<string, RedisScript>;
 }
@@ -47,6 +49,7 @@ export interface ResolvedRedisTxOptions {
   transactions: Required<Omit<TransactionDefaults, 'backoff'>> & {
     backoff: { initialMs: number; maxMs: number };
   };
+  locks: Required<LockDefaults>;
   scripts: Record<string, RedisScript>;
 }
 

@@ -1,0 +1,36 @@
+import { InvalidOptionsError } from '../errors/invalid-options.error.js';
+import { messages } from '../redis-tx.messages.js';
+import type { LockedOptions } from './lock.options.js';
+
+/** Checks lock options where they are written, before Redis is touched. */
+export function checkLockOptions(
+  options: LockedOptions & { signal?: unknown },
+  where: string,
+): void {
+  const { ttlMs, waitMs, mode, permits, onBusy, signal } = options;
+  const whole = (name: string, value: unknown, min: number) => {
+    if (
+      value !== undefined &&
+      (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min)
+    ) {
+      invalid(where, name, `a whole number ≥ ${min}`, value);
+    }
+  };
+  whole('ttlMs', ttlMs, 1);
+  whole('waitMs', waitMs, 0);
+  whole('permits', permits, 1);
+  if (mode !== undefined && mode !== 'read' && mode !== 'write')
+    invalid(where, 'mode', "'read' or 'write'", mode);
+  if (mode !== undefined && permits !== undefined) {
+    invalid(where, 'mode', 'left out when `permits` makes a semaphore', mode);
+  }
+  if (onBusy !== undefined && onBusy !== 'throw' && onBusy !== 'skip') {
+    invalid(where, 'onBusy', "'throw' or 'skip'", onBusy);
+  }
+  if (signal !== undefined && !(signal instanceof AbortSignal))
+    invalid(where, 'signal', 'an AbortSignal', signal);
+}
+
+function invalid(where: string, option: string, expected: string, got: unknown): never {
+  throw new InvalidOptionsError(option, messages.optionInvalid(option, expected, got, where));
+}

@@ -1,0 +1,145 @@
+// The lock's Lua scripts. Each runs atomically in Redis, touches only keys it
+// is given (one hash tag per lock, plus the fence counter), and compares the
+// holder's token before changing anything, so no holder can release or
+// extend a lock it does not hold.
+
+const now = `
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)`;
+
+// Waiters whose own lease ran out crashed or gave up: they leave the line.
+const forgetGoneWaiters = (queue: string, leases: string) => `
+local gone = redis.call('ZRANGEBYSCORE', ${leases}, '-inf', now)
+if #gone > 0 then
+  redis.call('ZREM', ${queue}, unpack(gone))
+  redis.call('ZREMRANGEBYSCORE', ${leases}, '-inf', now)
+end`;
+
+/**
+ * KEYS: writer, readers, permits, queue, waiterLeases, fence.
+ * ARGV: token, ttlMs, mode (w|r|s), permits, enqueue (1|0), waiterLeaseMs, channel.
+ * Returns the fencing token when acquired, 0 when busy. Waiters are served in
+ * arrival order: a free lock goes to the head of the line, never to a newcomer.
+ */
+const acquire = `
+local writer, readers, permits, queue, leases, fence = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local token, ttl, mode, limit = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+local enqueue, waiterLease, channel = ARGV[5] == '1', tonumber(ARGV[6]), ARGV[7]
+${now}
+${forgetGoneWaiters('queue', 'leases')}
+redis.call('ZREMRANGEBYSCORE', readers, '-inf', now)
+redis.call('ZREMRANGEBYSCORE', permits, '-inf', now)
+
+local free
+if mode == 'w' then
+  free = redis.call('EXISTS', writer) == 0 and redis.call('ZCARD', readers) == 0
+elseif mode == 'r' then
+  free = redis.call('EXISTS', writer) == 0
+else
+  free = redis.call('ZCARD', permits) < limit
+end
+
+local head = redis.call('ZRANGE', queue, 0, 0)[1]
+if free and (head == nil or head == token) then
+  if head == token then
+    redis.call('ZREM', queue, token)
+    redis.call('ZREM', leases, token)
+  end
+  if mode == 'w' then
+    redis.call('SET', writer, token, 'PX', ttl)
+  else
+    local holders = permits
+    if mode == 'r' then holders = readers end
+    redis.call('ZADD', holders, now + ttl, token)
+    if redis.call('PTTL', holders) < ttl then redis.call('PEXPIRE', holders, ttl) end
+    -- A reader or a permit leaves room: the next in line may go too.
+    local nextHead = redis.call('ZRANGE', queue, 0, 0)[1]
+    if nextHead then redis.call('PUBLISH', channel, nextHead) end
+  end
+  return redis.call('INCR', fence)
+end
+if enqueue then
+  if not redis.call('ZSCORE', queue, token) then
+    local last = redis.call('ZRANGE', queue, -1, -1, 'WITHSCORES')[2]
+    redis.call('ZADD', queue, (tonumber(last) or 0) + 1, token)
+  end
+  redis.call('ZADD', leases, now + waiterLease, token)
+  redis.call('PEXPIRE', queue, waiterLease)
+  redis.call('PEXPIRE', leases, waiterLease)
+end
+return 0`;
+
+/**
+ * KEYS: writer, readers, permits, queue, waiterLeases. ARGV: token, mode, channel.
+ * Returns 1 when this token held the lock and released it, 0 otherwise; wakes
+ * the next in line by publishing its token.
+ */
+const release = `
+local token, mode, channel = ARGV[1], ARGV[2], ARGV[3]
+local released = 0
+if mode == 'w' then
+  if redis.call('GET', KEYS[1]) == token then released = redis.call('DEL', KEYS[1]) end
+elseif mode == 'r' then
+  released = redis.call('ZREM', KEYS[2], token)
+else
+  released = redis.call('ZREM', KEYS[3], token)
+end
+if released == 1 then
+  ${now}
+  ${forgetGoneWaiters('KEYS[4]', 'KEYS[5]')}
+  local head = redis.call('ZRANGE', KEYS[4], 0, 0)[1]
+  if head then redis.call('PUBLISH', channel, head) end
+end
+return released`;
+
+/** KEYS: writer, readers, permits. ARGV: token, mode, ttlMs. Returns 1 when the lease was renewed, 0 when it is no longer held. */
+const extend = `
+local token, mode, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
+if mode == 'w' then
+  if redis.call('GET', KEYS[1]) == token then return redis.call('PEXPIRE', KEYS[1], ttl) end
+  return 0
+end
+local holders = KEYS[3]
+if mode == 'r' then holders = KEYS[2] end
+${now}
+local lease = tonumber(redis.call('ZSCORE', holders, token))
+if lease == nil or lease <= now then
+  redis.call('ZREM', holders, token)
+  return 0
+end
+redis.call('ZADD', holders, 'XX', now + ttl, token)
+if redis.call('PTTL', holders) < ttl then redis.call('PEXPIRE', holders, ttl) end
+return 1`;
+
+/** KEYS: queue, waiterLeases. ARGV: token, channel. A waiter that gives up leaves the line, waking the next one if it was first. */
+const leave = `
+local head = redis.call('ZRANGE', KEYS[1], 0, 0)[1]
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+if head == ARGV[1] then
+  local nextHead = redis.call('ZRANGE', KEYS[1], 0, 0)[1]
+  if nextHead then redis.call('PUBLISH', ARGV[2], nextHead) end
+end
+return 1`;
+
+/** KEYS: writer, readers, permits. Returns 1 while anyone holds the lock. */
+const isLocked = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 1 end
+${now}
+if redis.call('ZCOUNT', KEYS[2], now + 1, '+inf') > 0 then return 1 end
+if redis.call('ZCOUNT', KEYS[3], now + 1, '+inf') > 0 then return 1 end
+return 0`;
+
+/** Registered on the module's own connections under names no user script is likely to take. */
+export const lockScripts = {
+  nestjsRedisTxLockAcquire: { lua: acquire, numberOfKeys: 6 },
+  nestjsRedisTxLockRelease: { lua: release, numberOfKeys: 5 },
+  nestjsRedisTxLockExtend: { lua: extend, numberOfKeys: 3 },
+  nestjsRedisTxLockLeave: { lua: leave, numberOfKeys: 2 },
+  nestjsRedisTxLockIsLocked: { lua: isLocked, numberOfKeys: 3 },
+} as const;
+
+type ScriptCall = (...keysThenArgs: (string | number)[]) => Promise<number>;
+
+/** The scripts as ioredis exposes them once registered. */
+export type LockScriptCommands = Record<keyof typeof lockScripts, ScriptCall>;

@@ -1,0 +1,386 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { randomBytes } from 'node:crypto';
+import { Inject, Injectable, type BeforeApplicationShutdown } from '@nestjs/common';
+import { RedisConnections } from '../connection/redis-connections.js';
+import { channels } from '../diagnostics/redis-tx.channels.js';
+import { LockNotAcquiredError } from '../errors/lock-not-acquired.error.js';
+import { REDIS_TX_OPTIONS } from '../module/redis-tx.constants.js';
+import type { ResolvedRedisTxOptions } from '../module/redis-tx.options.js';
+import { messages } from '../redis-tx.messages.js';
+import { HeldLock, type HeldPart, type LockBackend, type ScriptMode } from './held-lock.js';
+import { checkLockNames, lockRedisKeys, type LockRedisKeys } from './lock-keys.js';
+import { checkLockOptions } from './lock-options.validator.js';
+import type { Lock } from './lock.js';
+import type { LockedOptions, LockOptions } from './lock.options.js';
+import { type LockScriptCommands } from './lock.scripts.js';
+import { ReentrantLock } from './reentrant-lock.js';
+import { ReleaseListener } from './release-listener.js';
+
+type Resolved = Required<Omit<LockOptions, 'signal' | 'mode' | 'permits'>> & {
+  scriptMode: ScriptMode;
+  permits: number;
+  signal?: AbortSignal;
+};
+
+/**
+ * Distributed locks on the module's Redis: exclusive, read/write, and
+ * counting semaphores, with leases renewed while held, fencing tokens, fair
+ * wake-ups on release, and re-entry within one async call chain.
+ */
+@Injectable()
+export class LockService implements BeforeApplicationShutdown {
+  /** The locks held by the current async call chain, by `mode:name`. */
+  private readonly chain = new AsyncLocalStorage<ReadonlyMap<string, HeldLock>>();
+  private readonly held = new Set<HeldLock>();
+  private readonly waits = new Set<AbortController>();
+  private readonly listener: ReleaseListener;
+  private readonly defaults: ResolvedRedisTxOptions['locks'];
+  private readonly fenceKey: string;
+  private readonly readyTimeoutMs: number;
+  private closing = false;
+  private readonly backend: LockBackend = {
+    extend: async (part, mode, ttlMs) =>
+      (await this.script('nestjsRedisTxLockExtend', part.name, [
+        ...scriptKeys(part.keys).slice(0, 3),
+        part.token,
+        mode,
+        ttlMs,
+      ])) === 1,
+    release: (part, mode) => this.releasePart(part, mode),
+    forget: (lock) => this.held.delete(lock),
+  };
+
+  constructor(
+    private readonly connections: RedisConnections,
+    @Inject(REDIS_TX_OPTIONS) options: ResolvedRedisTxOptions,
+  ) {
+    this.defaults = options.locks;
+    this.fenceKey = `${options.locks.keyPrefix}fence`;
+    this.readyTimeoutMs = options.transactions.readyTimeoutMs;
+    this.listener = new ReleaseListener(connections, `${options.locks.keyPrefix}handoff`);
+  }
+
+  /** Acquires the lock, waiting up to `waitMs`; throws LockNotAcquiredError when it stays busy. */
+  async acquire(key: string | readonly string[], options: LockOptions = {}): Promise<Lock> {
+    checkLockOptions(options, 'LockService.acquire()');
+    return this.acquireChecked(
+      checkLockNames(key, this.defaults.maxKeyLength, 'LockService.acquire()'),
+      this.resolve(options),
+    );
+  }
+
+  /** Acquires the lock if it is free right now; null when busy. */
+  async tryAcquire(
+    key: string | readonly string[],
+    options: Omit<LockOptions, 'waitMs'> = {},
+  ): Promise<Lock | null> {
+    try {
+      return await this.acquire(key, { ...options, waitMs: 0 });
+    } catch (error) {
+      if (error instanceof LockNotAcquiredError) return null;
+      throw error;
+    }
+  }
+
+  /** Runs `fn` holding the lock, and releases it however `fn` ends. */
+  async using<T>(
+    key: string | readonly string[],
+    fn: (lock: Lock) => T | Promise<T>,
+    options: LockOptions = {},
+  ): Promise<T> {
+    checkLockOptions(options, 'LockService.using()');
+    const names = checkLockNames(key, this.defaults.maxKeyLength, 'LockService.using()');
+    return this.runHolding(names, this.resolve(options), fn);
+  }
+
+  /** Whether anyone holds the lock now (any mode). */
+  async isLocked(key: string): Promise<boolean> {
+    const [name] = checkLockNames(key, this.defaults.maxKeyLength, 'LockService.isLocked()');
+    const keys = lockRedisKeys(this.defaults.keyPrefix, name!);
+    return (
+      (await this.script('nestjsRedisTxLockIsLocked', name!, [
+        keys.writer,
+        keys.readers,
+        keys.permits,
+      ])) === 1
+    );
+  }
+
+  /** Renews a held lock's lease; false when it was no longer held. */
+  extend(lock: Lock, ttlMs?: number): Promise<boolean> {
+    return lock.extend(ttlMs);
+  }
+
+  /** The lock the current call chain holds on `key` (or the innermost one), e.g. for its fencing token inside a `@Locked` method. */
+  current(key?: string): Lock | undefined {
+    const held = this.chain.getStore();
+    if (!held) return undefined;
+    const locks = [...held.entries()];
+    const match = key === undefined ? locks.at(-1) : locks.findLast(([id]) => id.slice(2) === key);
+    return match?.[1];
+  }
+
+  /** The `@Locked` path: `skip` resolves to undefined when the lock is busy, without running the method. */
+  async runLocked(
+    rawKey: unknown,
+    options: LockedOptions,
+    label: string,
+    fn: () => Promise<unknown>,
+  ): Promise<unknown> {
+    const names = checkLockNames(rawKey, this.defaults.maxKeyLength, label);
+    let entered = false;
+    try {
+      return await this.runHolding(names, this.resolve(options), () => {
+        entered = true;
+        return fn();
+      });
+    } catch (error) {
+      if (!entered && options.onBusy === 'skip' && error instanceof LockNotAcquiredError)
+        return undefined;
+      throw error;
+    }
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    this.closing = true;
+    for (const wait of this.waits) wait.abort();
+    await Promise.all([...this.held].map((lock) => lock.release().catch(() => false)));
+  }
+
+  private async runHolding<T>(
+    names: string[],
+    options: Resolved,
+    fn: (lock: Lock) => T | Promise<T>,
+  ): Promise<T> {
+    const lock = await this.acquireChecked(names, options);
+    const inChain = new Map(this.chain.getStore());
+    for (const [id, held] of lockParts(lock)) inChain.set(id, held);
+    try {
+      return await this.chain.run(inChain, () => fn(lock));
+    } finally {
+      await lock.release().catch(() => false);
+    }
+  }
+
+  private resolve(options: LockOptions): Resolved {
+    const { permits, mode, signal } = options;
+    return {
+      ttlMs: options.ttlMs ?? this.defaults.ttlMs,
+      waitMs: options.waitMs ?? this.defaults.waitMs,
+      scriptMode: permits !== undefined ? 's' : mode === 'read' ? 'r' : 'w',
+      permits: permits ?? 0,
+      signal,
+    };
+  }
+
+  /** Re-enters what this call chain already holds and acquires the rest, all or none. */
+  private async acquireChecked(names: string[], options: Resolved): Promise<Lock> {
+    if (this.closing) throw new LockNotAcquiredError(messages.lockShuttingDown, names);
+    const inChain = this.chain.getStore();
+    const reentered: HeldLock[] = [];
+    const missing: string[] = [];
+    for (const name of names) {
+      const held = inChain && heldInChain(inChain, name, options.scriptMode);
+      if (held) reentered.push(held);
+      else missing.push(name);
+    }
+    for (const held of reentered) held.enter();
+    try {
+      const fresh = missing.length > 0 ? await this.acquireFresh(missing, options) : undefined;
+      if (reentered.length === 0 && fresh) return fresh;
+      return new ReentrantLock([...new Set(reentered), ...(fresh ? [fresh] : [])], names);
+    } catch (error) {
+      for (const held of reentered) await held.release();
+      throw error;
+    }
+  }
+
+  private async acquireFresh(names: string[], options: Resolved): Promise<HeldLock> {
+    const waitController = new AbortController();
+    this.waits.add(waitController);
+    const signal = options.signal
+      ? AbortSignal.any([options.signal, waitController.signal])
+      : waitController.signal;
+    const deadline = performance.now() + options.waitMs;
+    const started = performance.now();
+    const parts: HeldPart[] = [];
+    let leaseStartedAt = 0;
+    let wokenBy: 'first-try' | 'release' | 'poll' = 'first-try';
+    try {
+      for (const name of names) {
+        const acquired = await this.acquirePart(name, options, deadline, signal, names);
+        if (parts.length === 0) leaseStartedAt = acquired.sentAt;
+        parts.push(acquired.part);
+        wokenBy = acquired.wokenBy;
+      }
+    } catch (error) {
+      await Promise.all(
+        parts.map((part) => this.releasePart(part, options.scriptMode).catch(() => false)),
+      );
+      throw error;
+    } finally {
+      this.waits.delete(waitController);
+    }
+    const mode =
+      options.scriptMode === 's' ? 'semaphore' : options.scriptMode === 'r' ? 'read' : 'write';
+    const lock = new HeldLock(
+      parts,
+      mode,
+      options.scriptMode,
+      options.ttlMs,
+      this.backend,
+      leaseStartedAt,
+    );
+    this.held.add(lock);
+    channels.lockAcquire.publish(() => ({
+      keys: names,
+      mode,
+      fencingTokens: parts.map((p) => p.fence),
+      waitedMs: performance.now() - started,
+      wokenBy,
+    }));
+    return lock;
+  }
+
+  private async acquirePart(
+    name: string,
+    options: Resolved,
+    deadline: number,
+    signal: AbortSignal,
+    allNames: readonly string[],
+  ): Promise<{ part: HeldPart; sentAt: number; wokenBy: 'first-try' | 'release' | 'poll' }> {
+    const token = randomBytes(16).toString('hex');
+    const keys = lockRedisKeys(this.defaults.keyPrefix, name);
+    const canWait = deadline > performance.now();
+    if (canWait) await this.listener.start();
+    const { pollMs } = this.defaults;
+    let wokenBy: 'first-try' | 'release' | 'poll' = 'first-try';
+    let queued = false;
+    for (;;) {
+      const sentAt = performance.now();
+      const fence = await this.attempt(name, keys, token, options, canWait, pollMs);
+      if (fence > 0) return { part: { name, keys, token, fence }, sentAt, wokenBy };
+      queued ||= canWait;
+      const remaining = deadline - performance.now();
+      if (remaining <= 0) {
+        if (queued) await this.leave(name, keys, token);
+        throw new LockNotAcquiredError(messages.lockBusy(allNames, options.waitMs), allNames);
+      }
+      if (wokenBy === 'first-try')
+        channels.lockWait.publish(() => ({ keys: allNames, mode: options.scriptMode }));
+      const reason = await this.listener.wait(token, Math.min(remaining, pollMs), signal);
+      if (reason === 'aborted') {
+        await this.leave(name, keys, token);
+        const cause: unknown = signal.reason;
+        throw new LockNotAcquiredError(
+          this.closing ? messages.lockShuttingDown : messages.lockWaitAborted(allNames),
+          allNames,
+          { cause },
+        );
+      }
+      wokenBy = reason;
+    }
+  }
+
+  private async attempt(
+    name: string,
+    keys: LockRedisKeys,
+    token: string,
+    options: Resolved,
+    enqueue: boolean,
+    pollMs: number,
+  ): Promise<number> {
+    try {
+      return await this.script('nestjsRedisTxLockAcquire', name, [
+        ...scriptKeys(keys),
+        this.fenceKey,
+        token,
+        options.ttlMs,
+        options.scriptMode,
+        options.permits,
+        enqueue ? 1 : 0,
+        pollMs * 3,
+        this.listener.channel,
+      ]);
+    } catch (error) {
+      // The reply was lost: the lock may be ours. Release it by token once
+      // the connection is back, so that no key is stranded until its lease ends.
+      void this.releasePart({ name, keys, token, fence: 0 }, options.scriptMode).catch(() => false);
+      throw new LockNotAcquiredError(messages.lockAcquireUnknown(name), [name], { cause: error });
+    }
+  }
+
+  private async leave(name: string, keys: LockRedisKeys, token: string): Promise<void> {
+    await this.script('nestjsRedisTxLockLeave', name, [
+      keys.queue,
+      keys.waiterLeases,
+      token,
+      this.listener.channel,
+    ]).catch(
+      () => 0, // the waiter's own lease takes it out of the line
+    );
+  }
+
+  private async releasePart(part: HeldPart, mode: ScriptMode): Promise<boolean> {
+    const released = await this.script('nestjsRedisTxLockRelease', part.name, [
+      ...scriptKeys(part.keys),
+      part.token,
+      mode,
+      this.listener.channel,
+    ]);
+    return released === 1;
+  }
+
+  /** Runs a lock script on the module's own connection, which never resends a command whose reply was lost. */
+  private async script(
+    command: keyof LockScriptCommands,
+    name: string,
+    args: (string | number)[],
+  ): Promise<number> {
+    const connection = this.connections.transactions;
+    try {
+      await connection.whenReady(this.readyTimeoutMs, `lock "${name}"`);
+    } catch (error) {
+      throw new LockNotAcquiredError(messages.lockAcquireUnknown(name), [name], { cause: error });
+    }
+    const scripts = connection.redis as unknown as LockScriptCommands;
+    return connection.unlessLost(
+      scripts[command](...args),
+      () => new LockNotAcquiredError(messages.lockAcquireUnknown(name), [name]),
+    );
+  }
+}
+
+function scriptKeys(keys: LockRedisKeys): string[] {
+  return [keys.writer, keys.readers, keys.permits, keys.queue, keys.waiterLeases];
+}
+
+/** A chain holding `name` for writing may read it too; a reader may not start writing (that would wait on itself). */
+function heldInChain(
+  chain: ReadonlyMap<string, HeldLock>,
+  name: string,
+  mode: ScriptMode,
+): HeldLock | undefined {
+  const writer = chain.get(`w:${name}`);
+  if (writer && mode !== 's') return writer;
+  const same = chain.get(`${mode}:${name}`);
+  if (same) return same;
+  if (mode === 'w' && chain.has(`r:${name}`)) {
+    throw new LockNotAcquiredError(
+      `Lock "${name}" is held for reading in this call chain and cannot be upgraded to writing: take it for writing from the start.`,
+      [name],
+    );
+  }
+  return undefined;
+}
+
+function lockParts(lock: Lock): [string, HeldLock][] {
+  const locks = lock instanceof ReentrantLock ? lock.locks : [lock as HeldLock];
+  return locks.flatMap((held) =>
+    held.parts.map((part): [string, HeldLock] => [`${modeLetter(held.mode)}:${part.name}`, held]),
+  );
+}
+
+function modeLetter(mode: Lock['mode']): ScriptMode {
+  return mode === 'semaphore' ? 's' : mode === 'read' ? 'r' : 'w';
+}

@@ -1,0 +1,44 @@
+import type { HeldLock } from './held-lock.js';
+import type { Lock } from './lock.js';
+
+/**
+ * A lock whose keys are, at least in part, already held by the same call
+ * chain: it adds a hold to each underlying lock, and releasing it gives those
+ * holds back, so only the outermost release frees the keys in Redis.
+ */
+export class ReentrantLock implements Lock {
+  readonly fencingTokens: ReadonlyMap<string, number>;
+  readonly signal: AbortSignal;
+  private released = false;
+
+  constructor(
+    readonly locks: readonly HeldLock[],
+    readonly keys: readonly string[],
+  ) {
+    this.fencingTokens = new Map(
+      locks.flatMap((lock) => [...lock.fencingTokens]).filter(([name]) => keys.includes(name)),
+    );
+    this.signal =
+      locks.length === 1 ? locks[0]!.signal : AbortSignal.any(locks.map((l) => l.signal));
+  }
+
+  get mode(): Lock['mode'] {
+    return this.locks[0]!.mode;
+  }
+
+  get fencingToken(): number {
+    return this.fencingTokens.get(this.keys[0]!)!;
+  }
+
+  async release(): Promise<boolean> {
+    if (this.released) return false;
+    this.released = true;
+    const results = await Promise.all(this.locks.map((lock) => lock.release()));
+    return results.every(Boolean);
+  }
+
+  async extend(ttlMs?: number): Promise<boolean> {
+    const results = await Promise.all(this.locks.map((lock) => lock.extend(ttlMs)));
+    return results.every(Boolean);
+  }
+}

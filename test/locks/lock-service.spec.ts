@@ -1,0 +1,274 @@
+import 'reflect-metadata';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import type { INestApplication } from '@nestjs/common';
+import {
+  channelNames,
+  InvalidLockKeyError,
+  type Lock,
+  type LockAcquireEvent,
+  LockLostError,
+  LockNotAcquiredError,
+  LockService,
+} from '../../lib/index.js';
+import { useAppWithRedis } from '../support/app-with-redis.js';
+import { createTestApp } from '../support/nest-app.js';
+
+/** A read-modify-write that loses updates unless the lock excludes the others. */
+async function unsafeIncrement(
+  bed: {
+    observer: {
+      get(k: string): Promise<string | null>;
+      set(k: string, v: string): Promise<unknown>;
+    };
+  },
+  key: string,
+) {
+  const value = Number(await bed.observer.get(key));
+  await new Promise((resolve) => setImmediate(resolve));
+  await bed.observer.set(key, String(value + 1));
+}
+
+describe('LockService', () => {
+  const bed = useAppWithRedis({ options: { locks: { ttlMs: 2_000, pollMs: 1_000 } } });
+  let second: INestApplication;
+  const locks = () => bed.app.get(LockService);
+
+  beforeAll(async () => {
+    // A second application on the same Redis: its own connections, its own tokens.
+    second = await createTestApp({ options: { connection: bed.server.url } });
+  });
+  bed.beforeStop(() => second?.close());
+
+  it('excludes: 16 concurrent workers from two applications keep a read-modify-write counter exact', async () => {
+    const services = [locks(), second.get(LockService)];
+    await Promise.all(
+      Array.from({ length: 16 }, async (_, worker) => {
+        for (let i = 0; i < 10; i++) {
+          await services[worker % 2]!.using('counter', () => unsafeIncrement(bed, 'counter'));
+        }
+      }),
+    );
+    expect(await bed.observer.get('counter')).toBe('160');
+  });
+
+  it('gives strictly increasing fencing tokens to every acquisition of a key, whoever acquires', async () => {
+    const tokens: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      const service = i % 2 ? second.get(LockService) : locks();
+      const lock = await service.acquire('fenced');
+      tokens.push(lock.fencingToken);
+      await lock.release();
+    }
+    for (let i = 1; i < tokens.length; i++) expect(tokens[i]!).toBeGreaterThan(tokens[i - 1]!);
+  });
+
+  it('is a try-lock with waitMs 0, and tryAcquire answers null when busy', async () => {
+    const held = await locks().acquire('busy');
+    try {
+      await expect(second.get(LockService).acquire('busy', { waitMs: 0 })).rejects.toThrow(
+        LockNotAcquiredError,
+      );
+      expect(await second.get(LockService).tryAcquire('busy')).toBeNull();
+      expect(await locks().isLocked('busy')).toBe(true);
+    } finally {
+      expect(await held.release()).toBe(true);
+    }
+    expect(await locks().isLocked('busy')).toBe(false);
+    expect(await held.release()).toBe(false);
+  });
+
+  it('wakes a waiter through the release message, before the polling fallback could', async () => {
+    const app = await createTestApp({
+      options: { connection: bed.server.url, locks: { pollMs: 60_000 } },
+    });
+    const events: LockAcquireEvent[] = [];
+    const listener = (event: unknown) => events.push(event as LockAcquireEvent);
+    subscribe(channelNames.lockAcquire, listener);
+    try {
+      const holder = await locks().acquire('handoff');
+      const waiting = app.get(LockService).acquire('handoff', { waitMs: 30_000 });
+      // Release only once the waiter is in line (it announces its wait).
+      await new Promise<void>((resolve) => {
+        const onWait = () => {
+          unsubscribe(channelNames.lockWait, onWait);
+          resolve();
+        };
+        subscribe(channelNames.lockWait, onWait);
+      });
+      await holder.release();
+      const lock = await waiting;
+      expect(events.at(-1)).toMatchObject({ keys: ['handoff'], wokenBy: 'release' });
+      await lock.release();
+    } finally {
+      unsubscribe(channelNames.lockAcquire, listener);
+      await app.close();
+    }
+  });
+
+  it('serves waiters in arrival order, handing off to a different worker each time', async () => {
+    const order: number[] = [];
+    await Promise.all(
+      Array.from({ length: 6 }, async (_, worker) => {
+        for (let i = 0; i < 10; i++) {
+          await (worker % 2 ? second.get(LockService) : locks()).using(
+            'fair',
+            async () => {
+              order.push(worker);
+              await new Promise((resolve) => setImmediate(resolve));
+            },
+            { waitMs: 20_000 },
+          );
+        }
+      }),
+    );
+    const perWorker = order.reduce<number[]>((n, w) => ((n[w] = (n[w] ?? 0) + 1), n), []);
+    expect(perWorker).toEqual([10, 10, 10, 10, 10, 10]);
+    const sameWorkerAgain = order.filter((w, i) => i > 0 && order[i - 1] === w).length;
+    // Under steady contention a releasing worker must not grab the lock back.
+    expect(sameWorkerAgain).toBeLessThanOrEqual(6);
+  });
+
+  it('re-enters a lock the call chain holds instead of deadlocking, and frees it at the outermost exit', async () => {
+    const service = locks();
+    await service.using('re', async (outer) => {
+      await service.using('re', async (inner) => {
+        expect(inner.fencingToken).toBe(outer.fencingToken);
+        expect(service.current('re')?.fencingToken).toBe(outer.fencingToken);
+      });
+      expect(await service.isLocked('re')).toBe(true);
+    });
+    expect(await service.isLocked('re')).toBe(false);
+  });
+
+  it('takes several keys all or none, and two callers naming them in opposite orders never deadlock', async () => {
+    const service = locks();
+    const other = second.get(LockService);
+    await Promise.all([
+      (async () => {
+        for (let i = 0; i < 20; i++)
+          await service.using(['a', 'b'], () => unsafeIncrement(bed, 'ab'), { waitMs: 10_000 });
+      })(),
+      (async () => {
+        for (let i = 0; i < 20; i++)
+          await other.using(['b', 'a'], () => unsafeIncrement(bed, 'ab'), { waitMs: 10_000 });
+      })(),
+    ]);
+    expect(await bed.observer.get('ab')).toBe('40');
+
+    const b = await other.acquire('b');
+    await expect(service.acquire(['a', 'b'], { waitMs: 0 })).rejects.toThrow(LockNotAcquiredError);
+    expect(await service.isLocked('a')).toBe(false);
+    await b.release();
+  });
+
+  it('lets readers share and makes writers exclusive', async () => {
+    const service = locks();
+    const other = second.get(LockService);
+    const r1 = await service.acquire('doc', { mode: 'read' });
+    const r2 = await other.acquire('doc', { mode: 'read', waitMs: 0 });
+    expect(await other.tryAcquire('doc', { mode: 'write' })).toBeNull();
+    await r1.release();
+    expect(await other.tryAcquire('doc', { mode: 'write' })).toBeNull();
+    await r2.release();
+    const w = await other.acquire('doc', { mode: 'write', waitMs: 0 });
+    expect(await service.tryAcquire('doc', { mode: 'read' })).toBeNull();
+    await w.release();
+  });
+
+  it('never lets a semaphore exceed its permits', async () => {
+    let inside = 0;
+    let most = 0;
+    await Promise.all(
+      Array.from({ length: 12 }, async (_, worker) => {
+        for (let i = 0; i < 5; i++) {
+          await (worker % 2 ? second.get(LockService) : locks()).using(
+            'pool',
+            async () => {
+              most = Math.max(most, ++inside);
+              await new Promise((resolve) => setImmediate(resolve));
+              inside--;
+            },
+            { permits: 3, waitMs: 20_000 },
+          );
+        }
+      }),
+    );
+    expect(most).toBeLessThanOrEqual(3);
+
+    // Three holders at once, and a fourth only when one leaves.
+    const held = await Promise.all(
+      [locks(), second.get(LockService), locks()].map((s) =>
+        s.acquire('pool', { permits: 3, waitMs: 0 }),
+      ),
+    );
+    expect(await second.get(LockService).tryAcquire('pool', { permits: 3 })).toBeNull();
+    await held[0]!.release();
+    const fourth = await second.get(LockService).acquire('pool', { permits: 3, waitMs: 0 });
+    await Promise.all([...held.slice(1), fourth].map((lock) => lock.release()));
+  });
+
+  it('aborts the holder’s signal when its lease lapses, and its late release spares the next holder', async () => {
+    const old = await locks().acquire('lease', { ttlMs: 300 });
+    const lost = new Promise<unknown>((resolve) =>
+      old.signal.addEventListener('abort', () => resolve(old.signal.reason)),
+    );
+    // Freeze Redis past the lease: renewal cannot get through.
+    bed.server.pause();
+    const reason = await lost;
+    bed.server.resume();
+    expect(reason).toBeInstanceOf(LockLostError);
+
+    const next = await second.get(LockService).acquire('lease', { waitMs: 5_000 });
+    expect(next.fencingToken).toBeGreaterThan(old.fencingToken);
+    expect(await old.release()).toBe(false);
+    expect(await old.extend()).toBe(false);
+    expect(await locks().isLocked('lease')).toBe(true);
+    expect(await next.release()).toBe(true);
+  });
+
+  it('renews the lease while the holder runs', async () => {
+    const renewals: unknown[] = [];
+    const listener = (event: unknown) => renewals.push(event);
+    subscribe(channelNames.lockRenew, listener);
+    try {
+      await locks().using(
+        'long',
+        async (lock: Lock) => {
+          while (renewals.length < 3) await new Promise((resolve) => setTimeout(resolve, 20));
+          expect(lock.signal.aborted).toBe(false);
+          expect(await second.get(LockService).tryAcquire('long')).toBeNull();
+        },
+        { ttlMs: 150 },
+      );
+    } finally {
+      unsubscribe(channelNames.lockRenew, listener);
+    }
+  });
+
+  it('cancels a wait through an AbortSignal', async () => {
+    const held = await locks().acquire('cancel');
+    const controller = new AbortController();
+    const waiting = second
+      .get(LockService)
+      .acquire('cancel', { waitMs: 30_000, signal: controller.signal });
+    controller.abort();
+    await expect(waiting).rejects.toThrow(/cancelled/);
+    await held.release();
+  });
+
+  it.each([
+    [''],
+    ['   '],
+    ['order:undefined'],
+    ['[object Object]'],
+    ['x'.repeat(600)],
+    [undefined],
+    [null],
+    [42],
+  ])('rejects the key %p with InvalidLockKeyError before Redis is touched', async (key) => {
+    await bed.observer.config('RESETSTAT');
+    await expect(locks().acquire(key as string)).rejects.toThrow(InvalidLockKeyError);
+    const stats = await bed.observer.info('commandstats');
+    expect(stats).not.toMatch(/cmdstat_(evalsha|eval):/);
+  });
+});
