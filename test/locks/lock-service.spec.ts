@@ -245,6 +245,56 @@ describe('LockService', () => {
     }
   });
 
+  it('keeps working after SCRIPT FLUSH (scripts are reloaded on NOSCRIPT)', async () => {
+    await (await locks().acquire('flushed')).release();
+    await bed.observer.script('FLUSH');
+    const lock = await locks().acquire('flushed');
+    expect(await lock.extend()).toBe(true);
+    expect(await lock.release()).toBe(true);
+  });
+
+  it('publishes acquire, wait, release and loss events with durations', async () => {
+    const seen: [string, Record<string, unknown>][] = [];
+    const names = [
+      channelNames.lockAcquire,
+      channelNames.lockWait,
+      channelNames.lockRelease,
+      channelNames.lockLoss,
+    ];
+    const listeners = names.map(
+      (name) => [name, (m: unknown) => seen.push([name, m as Record<string, unknown>])] as const,
+    );
+    for (const [name, listener] of listeners) subscribe(name, listener);
+    try {
+      const first = await locks().acquire('observed');
+      const waiting = second.get(LockService).acquire('observed', { waitMs: 5_000 });
+      while (!seen.some(([name]) => name === channelNames.lockWait))
+        await new Promise((r) => setImmediate(r));
+      await first.release();
+      const next = await waiting;
+      await bed.observer.del('lock:{observed}');
+      expect(await next.extend()).toBe(false);
+      await next.release();
+    } finally {
+      for (const [name, listener] of listeners) unsubscribe(name, listener);
+    }
+    expect(seen.map(([name]) => name.split(':').pop())).toEqual([
+      'acquire',
+      'wait',
+      'release',
+      'acquire',
+      'loss',
+      'release',
+    ]);
+    expect(seen[2]![1]).toMatchObject({
+      keys: ['observed'],
+      released: true,
+      heldMs: expect.any(Number),
+    });
+    expect(seen[3]![1]).toMatchObject({ wokenBy: 'release', waitedMs: expect.any(Number) });
+    expect(seen[5]![1]).toMatchObject({ released: false });
+  });
+
   it('cancels a wait through an AbortSignal', async () => {
     const held = await locks().acquire('cancel');
     const controller = new AbortController();
