@@ -11,6 +11,7 @@ import {
   LockService,
 } from '../../lib/index.js';
 import { useAppWithRedis } from '../support/app-with-redis.js';
+import { nextEvent } from '../support/next-event.js';
 import { createTestApp } from '../support/nest-app.js';
 
 /** A read-modify-write that loses updates unless the lock excludes the others. */
@@ -86,15 +87,10 @@ describe('LockService', () => {
     subscribe(channelNames.lockAcquire, listener);
     try {
       const holder = await locks().acquire('handoff');
+      const waitAnnounced = nextEvent(channelNames.lockWait);
       const waiting = app.get(LockService).acquire('handoff', { waitMs: 30_000 });
       // Release only once the waiter is in line (it announces its wait).
-      await new Promise<void>((resolve) => {
-        const onWait = () => {
-          unsubscribe(channelNames.lockWait, onWait);
-          resolve();
-        };
-        subscribe(channelNames.lockWait, onWait);
-      });
+      await waitAnnounced;
       await holder.release();
       const lock = await waiting;
       expect(events.at(-1)).toMatchObject({ keys: ['handoff'], wokenBy: 'release' });
@@ -226,24 +222,36 @@ describe('LockService', () => {
     expect(await next.release()).toBe(true);
   });
 
-  it('renews the lease while the holder runs', async () => {
-    const renewals: unknown[] = [];
-    const listener = (event: unknown) => renewals.push(event);
-    subscribe(channelNames.lockRenew, listener);
-    try {
-      await locks().using(
-        'long',
-        async (lock: Lock) => {
-          while (renewals.length < 3) await new Promise((resolve) => setTimeout(resolve, 20));
-          expect(lock.signal.aborted).toBe(false);
-          expect(await second.get(LockService).tryAcquire('long')).toBeNull();
-        },
-        { ttlMs: 150 },
-      );
-    } finally {
-      unsubscribe(channelNames.lockRenew, listener);
-    }
-  });
+  it.each([
+    ['an exclusive lock', {}, {}],
+    ['a read lock', { mode: 'read' }, { mode: 'write' }],
+    ['a semaphore permit', { permits: 1 }, { permits: 1 }],
+  ] as const)(
+    'renews the lease of %s while the holder runs, past its length',
+    async (_, mode, rival) => {
+      let renewed!: () => void;
+      const threeRenewals = new Promise<void>((resolve) => (renewed = resolve));
+      let count = 0;
+      const listener = () => {
+        if (++count === 3) renewed();
+      };
+      subscribe(channelNames.lockRenew, listener);
+      try {
+        await locks().using(
+          'long',
+          async (lock: Lock) => {
+            await threeRenewals; // three renewals of a 150 ms lease: well past its first end
+            expect(lock.signal.aborted).toBe(false);
+            expect(await second.get(LockService).tryAcquire('long', rival)).toBeNull();
+          },
+          { ttlMs: 150, ...mode },
+        );
+      } finally {
+        unsubscribe(channelNames.lockRenew, listener);
+      }
+      expect(await locks().isLocked('long')).toBe(false);
+    },
+  );
 
   it('keeps working after SCRIPT FLUSH (scripts are reloaded on NOSCRIPT)', async () => {
     await (await locks().acquire('flushed')).release();
@@ -267,9 +275,9 @@ describe('LockService', () => {
     for (const [name, listener] of listeners) subscribe(name, listener);
     try {
       const first = await locks().acquire('observed');
+      const waitAnnounced = nextEvent(channelNames.lockWait);
       const waiting = second.get(LockService).acquire('observed', { waitMs: 5_000 });
-      while (!seen.some(([name]) => name === channelNames.lockWait))
-        await new Promise((r) => setImmediate(r));
+      await waitAnnounced;
       await first.release();
       const next = await waiting;
       await bed.observer.del('lock:{observed}');

@@ -1,7 +1,8 @@
 import 'reflect-metadata';
 import { Redis } from 'ioredis';
-import { LockNotAcquiredError, LockService } from '../../lib/index.js';
+import { channelNames, LockNotAcquiredError, LockService } from '../../lib/index.js';
 import { createTestApp } from '../support/nest-app.js';
+import { nextEvent } from '../support/next-event.js';
 import { useRedisServer } from '../support/redis.js';
 
 describe('shutdown with locks held', () => {
@@ -24,10 +25,9 @@ describe('shutdown with locks held', () => {
       () => new Promise<void>((resolve) => (finishWork = resolve)),
     );
     const foreign = await other.get(LockService).acquire('foreign');
+    const waitAnnounced = nextEvent(channelNames.lockWait);
     const waiting = locks.acquire('foreign', { waitMs: 60_000 }).catch((e: unknown) => e);
-    // Wait until the waiter has queued (its queue key exists), then shut down.
-    while ((await observer.exists('lock:{foreign}:q')) === 0)
-      await new Promise((r) => setImmediate(r));
+    await waitAnnounced; // the waiter is in line: shut down now
 
     await app.close();
 

@@ -1,54 +1,71 @@
 import { RedisServer, type RedisServerOptions } from '../../tools/redis-server.js';
 
 export interface RedisBed {
+  /** The started server; read it inside a hook or a test, not at describe time. */
   readonly server: RedisServer;
   /**
    * Runs `fn` after the block's tests and before the server stops. Jest runs
-   * afterAll hooks in the order they are declared, so closing clients in a
-   * plain afterAll would happen after the server is already gone.
+   * afterAll hooks in the order they are declared, so clients closed in a
+   * plain afterAll declared later would be closed after the server is gone.
    */
   beforeStop(fn: () => unknown): void;
 }
 
-/** Starts a redis-server for the enclosing describe block and stops it afterwards, even when a test fails. */
-export function useRedisServer(options?: RedisServerOptions): RedisBed {
-  let server: RedisServer | undefined;
+export interface RedisBeds {
+  /** The started servers, in order; read them inside a hook or a test. */
+  readonly servers: RedisServer[];
+  /** As {@link RedisBed.beforeStop}. */
+  beforeStop(fn: () => unknown): void;
+}
+
+/** Starts `count` servers in beforeAll and stops them in afterAll, even when tests fail. */
+function useServers(count: number, options: RedisServerOptions | undefined, caller: string) {
+  let started: RedisServer[] | undefined;
   const closers: (() => unknown)[] = [];
+
   beforeAll(async () => {
-    server = await RedisServer.start(options);
+    const results = await Promise.allSettled(
+      Array.from({ length: count }, () => RedisServer.start(options)),
+    );
+    // Keep those that did start, so afterAll stops them even if another failed.
+    started = results.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
+    const failure = results.find((result) => result.status === 'rejected');
+    if (failure) throw failure.reason;
   });
+
   afterAll(async () => {
     try {
       for (const close of closers.reverse()) await close();
     } finally {
-      await server?.stop();
+      await Promise.all((started ?? []).map((server) => server.stop()));
     }
   });
+
   return {
-    beforeStop: (fn) => closers.push(fn),
-    get server(): RedisServer {
-      if (!server)
+    beforeStop: (fn: () => unknown) => void closers.push(fn),
+    get servers(): RedisServer[] {
+      if (!started) {
         throw new Error(
-          'useRedisServer: the server starts in beforeAll; read it inside a hook or test',
+          `${caller}: the servers start in beforeAll; read them inside a hook or a test`,
         );
-      return server;
+      }
+      return started;
     },
   };
 }
 
-/** Starts `count` independent servers for the enclosing describe block. */
-export function useRedisServers(
-  count: number,
-  options?: RedisServerOptions,
-): { readonly servers: RedisServer[] } {
-  const servers: RedisServer[] = [];
-  beforeAll(async () => {
-    servers.push(
-      ...(await Promise.all(Array.from({ length: count }, () => RedisServer.start(options)))),
-    );
-  });
-  afterAll(async () => {
-    await Promise.all(servers.splice(0).map((server) => server.stop()));
-  });
-  return { servers };
+/** A redis-server for the enclosing describe block. */
+export function useRedisServer(options?: RedisServerOptions): RedisBed {
+  const bed = useServers(1, options, 'useRedisServer');
+  return {
+    beforeStop: bed.beforeStop,
+    get server(): RedisServer {
+      return bed.servers[0]!;
+    },
+  };
+}
+
+/** `count` independent redis-servers, each on its own port, for the enclosing describe block. */
+export function useRedisServers(count: number, options?: RedisServerOptions): RedisBeds {
+  return useServers(count, options, 'useRedisServers');
 }
