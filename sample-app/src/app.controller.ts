@@ -1,12 +1,14 @@
 import { BadRequestException, Body, Controller, Get, Param, Post } from '@nestjs/common';
 import { AccountsService, InsufficientFunds } from './accounts.service.js';
 import { FollowsService } from './follows.service.js';
+import { OrdersService } from './orders.service.js';
 
 @Controller()
 export class AppController {
   constructor(
     private readonly accounts: AccountsService,
     private readonly follows: FollowsService,
+    private readonly orders: OrdersService,
   ) {}
 
   @Get('health')
@@ -34,6 +36,11 @@ export class AppController {
       throw error;
     }
     return { transferred: body.amount };
+  }
+
+  @Post('orders/:id/pay')
+  pay(@Param('id') id: string, @Body() body: { amount: number }) {
+    return this.orders.pay(id, body.amount);
   }
 
   @Post('users/:user/follows/:target')

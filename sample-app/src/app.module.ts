@@ -3,6 +3,7 @@ import { RedisTxModule } from '../../lib/index.js';
 import { AccountsService } from './accounts.service.js';
 import { AppController } from './app.controller.js';
 import { FollowsService } from './follows.service.js';
+import { OrdersService } from './orders.service.js';
 
 @Module({})
 export class AppModule {
@@ -11,7 +12,7 @@ export class AppModule {
       module: AppModule,
       imports: [RedisTxModule.forRoot({ connection: url })],
       controllers: [AppController],
-      providers: [AccountsService, FollowsService],
+      providers: [AccountsService, FollowsService, OrdersService],
     };
   }
 }
