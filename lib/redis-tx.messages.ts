@@ -49,6 +49,8 @@ export const messages = {
     `Waiting for lock ${keys.map((k) => `"${k}"`).join(', ')} was cancelled by its AbortSignal.`,
   lockAcquireUnknown: (key: string) =>
     `The connection to Redis failed while acquiring lock "${key}"; whatever was taken is being released. Try again.`,
+  lockConnectionFailed: (key: string) =>
+    `The connection to Redis failed while working on lock "${key}"; the outcome of that command is unknown. A lease that cannot be renewed ends by itself.`,
   lockLost: (key: string, why: string) =>
     `Lock "${key}" was lost: ${why}. Another holder may be running now; stop the work, and use the fencing token where a stale write must be refused.`,
   lockNotHeld: (key: string) => `Lock "${key}" is no longer held by this holder.`,

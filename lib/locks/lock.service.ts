@@ -4,6 +4,7 @@ import { Inject, Injectable, type BeforeApplicationShutdown } from '@nestjs/comm
 import { RedisConnections } from '../connection/redis-connections.js';
 import { channels } from '../diagnostics/redis-tx.channels.js';
 import { LockNotAcquiredError } from '../errors/lock-not-acquired.error.js';
+import { RedisTxError } from '../errors/redis-tx.error.js';
 import { REDIS_TX_OPTIONS } from '../module/redis-tx.constants.js';
 import type { ResolvedRedisTxOptions } from '../module/redis-tx.options.js';
 import { messages } from '../redis-tx.messages.js';
@@ -331,7 +332,10 @@ export class LockService implements BeforeApplicationShutdown {
     return released === 1;
   }
 
-  /** Runs a lock script on the module's own connection, which never resends a command whose reply was lost. */
+  /**
+   * Runs a lock script on the module's own connection, which never resends a
+   * command whose reply was lost; a lost reply fails here, and callers decide.
+   */
   private async script(
     command: keyof LockScriptCommands,
     name: string,
@@ -341,12 +345,12 @@ export class LockService implements BeforeApplicationShutdown {
     try {
       await connection.whenReady(this.readyTimeoutMs, `lock "${name}"`);
     } catch (error) {
-      throw new LockNotAcquiredError(messages.lockAcquireUnknown(name), [name], { cause: error });
+      throw new RedisTxError(messages.lockConnectionFailed(name), { cause: error });
     }
     const scripts = connection.redis as unknown as LockScriptCommands;
     return connection.unlessLost(
       scripts[command](...args),
-      () => new LockNotAcquiredError(messages.lockAcquireUnknown(name), [name]),
+      () => new RedisTxError(messages.lockConnectionFailed(name)),
     );
   }
 }
