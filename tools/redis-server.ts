@@ -1,143 +1,215 @@
-// Starts and stops real redis-server processes on free loopback ports, for the
-// tests, the sample app and the benchmarks. It only ever signals processes it
-// started itself, by pid, and never touches a Redis it did not start.
+// Throwaway redis-server processes on free loopback ports, for the tests, the
+// sample app and the benchmarks. Only processes started here are ever
+// signalled, through their own child handle, so a Redis someone else runs
+// (say the system one on 6379) is never touched.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
+import { createConnection, createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { runInThisContext } from 'node:vm';
 
-const host = '127.0.0.1';
-const readyTimeoutMs = 10_000;
-const live = new Set<ChildProcess>();
+const HOST = '127.0.0.1';
+const READY_TIMEOUT_MS = 10_000;
+const STOP_GRACE_MS = 5_000;
+const REPLY_TIMEOUT_MS = 2_000;
+const OUTPUT_LINES_KEPT = 20;
 
-// A crashed run must not leave servers behind.
-process.on('exit', () => {
-  for (const child of live) child.kill('SIGKILL');
-});
+// Jest gives every test file its own copy of `process`, whose 'exit' never
+// fires; the exit hook has to go on the real one, which the main context holds.
+const hostProcess = runInThisContext('process') as NodeJS.Process;
 
-/** A loopback port nobody listens on right now. */
+/** Children not yet reaped, with the temp dir each one owns. */
+const live = new Map<ChildProcess, string>();
+
+// Runs synchronously as the host exits, so a crashed run leaves no server behind.
+function killLeftovers(): void {
+  for (const [child, dir] of live) {
+    child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A loopback port that nothing listens on right now. */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const probe = createServer();
-    probe.unref();
     probe.once('error', reject);
-    probe.listen(0, host, () => {
-      const address = probe.address();
-      probe.close(() =>
-        typeof address === 'object' && address
-          ? resolve(address.port)
-          : reject(new Error('no port')),
-      );
+    probe.listen(0, HOST, () => {
+      const { port } = probe.address() as AddressInfo;
+      probe.close((error) => (error ? reject(error) : resolve(port)));
     });
   });
 }
 
-/** Sends one inline command over a raw socket and resolves with the first reply line. */
-export function ask(port: number, command: string): Promise<string> {
+type Reply = string | number | null | Error | Reply[];
+
+/** Parses one RESP2 reply starting at `at`: the value and where it ends, or undefined while incomplete. */
+function parseReply(text: string, at: number): [Reply, number] | undefined {
+  const eol = text.indexOf('\r\n', at);
+  if (eol < 0) return undefined;
+  const line = text.slice(at + 1, eol);
+  const next = eol + 2;
+  switch (text[at]) {
+    case '+':
+      return [line, next];
+    case '-':
+      return [new Error(line), next];
+    case ':':
+      return [Number(line), next];
+    case '$': {
+      const length = Number(line);
+      if (length < 0) return [null, next];
+      const end = next + length;
+      return text.length >= end + 2 ? [text.slice(next, end), end + 2] : undefined;
+    }
+    case '*': {
+      const items: Reply[] = [];
+      let position = next;
+      for (let i = 0; i < Number(line); i++) {
+        const item = parseReply(text, position);
+        if (!item) return undefined;
+        [items[i], position] = item;
+      }
+      return [Number(line) < 0 ? null : items, position];
+    }
+    default:
+      throw new Error(`Not a RESP reply: ${JSON.stringify(text)}`);
+  }
+}
+
+/**
+ * Sends one inline command on a fresh raw connection and resolves with the
+ * parsed reply. A raw socket rather than a client library, so that the test
+ * bed does not depend on the code under test behaving.
+ */
+function ask(port: number, command: string): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const socket = createConnection({ host, port });
-    let reply = '';
-    socket.setTimeout(2_000, () => socket.destroy(new Error(`no reply to ${command} on ${port}`)));
-    socket.once('error', reject);
+    const socket = createConnection({ host: HOST, port });
+    let received = '';
+    socket.setTimeout(REPLY_TIMEOUT_MS, () =>
+      socket.destroy(new Error(`${HOST}:${port} did not answer ${command}`)),
+    );
+    socket.on('error', reject);
+    socket.on('close', () => reject(new Error(`${HOST}:${port} hung up on ${command}`)));
     socket.on('data', (chunk) => {
-      reply += chunk.toString();
-      if (reply.includes('\r\n')) {
-        socket.end();
-        resolve(reply);
+      // latin1 keeps one character per byte, so bulk lengths count right.
+      received += chunk.toString('latin1');
+      const reply = parseReply(received, 0);
+      if (reply) {
+        resolve(reply[0]);
+        socket.destroy();
       }
     });
     socket.write(`${command}\r\n`);
   });
 }
 
-interface Launch {
-  args: string[];
-  /** Resolves once the server has said it is ready and answered. */
-  ready: (port: number) => Promise<void>;
-  readyLine: RegExp;
+async function ping(port: number): Promise<void> {
+  const reply = await ask(port, 'PING');
+  if (reply !== 'PONG') throw new Error(`PING on ${HOST}:${port} answered ${String(reply)}`);
 }
 
-/** One redis-server process: spawn, wait for readiness by asking it, stop by pid. */
-class ServerProcess {
-  private child?: ChildProcess;
-  private exited?: Promise<void>;
+interface Launch {
+  args: string[];
+  /** Owned by the process: removed once it has exited. */
+  dir: string;
+  /** A line the process prints when it starts listening, awaited before `ready`. */
+  readyLine?: RegExp;
+  /** Asks the process whether it is ready; throws if not (or not yet). */
+  ready: (signal: AbortSignal) => Promise<void>;
+}
 
-  constructor(
-    readonly port: number,
-    private readonly launch: Launch,
+/** One redis-server process, the part RedisServer and RedisSentinel share. */
+class RedisProcess {
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly pid: number,
+    private readonly exited: Promise<void>,
   ) {}
 
-  get pid(): number {
-    const pid = this.child?.pid;
-    if (pid === undefined) throw new Error(`redis-server on ${this.port} is not running`);
-    return pid;
+  private get running(): boolean {
+    return live.has(this.child);
   }
 
-  async start(): Promise<void> {
-    const child = spawn('redis-server', this.launch.args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.child = child;
-    live.add(child);
-    this.exited = new Promise((resolve) =>
-      child.once('exit', () => {
+  static async launch({ args, dir, readyLine, ready }: Launch): Promise<RedisProcess> {
+    const child = spawn('redis-server', args, { stdio: 'pipe' });
+    if (live.size === 0) hostProcess.on('exit', killLeftovers);
+    live.set(child, dir);
+    // 'close' rather than 'exit': by then all of its output has been read.
+    const exited = new Promise<void>((resolve) =>
+      child.once('close', () => {
         live.delete(child);
+        if (live.size === 0) hostProcess.off('exit', killLeftovers);
+        rmSync(dir, { recursive: true, force: true });
         resolve();
       }),
     );
-    const output: string[] = [];
-    let announced!: () => void;
-    const readyLineSeen = new Promise<void>((resolve) => (announced = resolve));
-    const collect = (chunk: Buffer) => {
-      for (const line of chunk.toString().split('\n')) {
-        output.push(line);
-        if (this.launch.readyLine.test(line)) announced();
+
+    const lastLines: string[] = [];
+    let partialLine = '';
+    let sawReadyLine!: () => void;
+    const readyLineSeen = new Promise<void>((resolve) => (sawReadyLine = resolve));
+    const collect = (chunk: Buffer): void => {
+      const lines = (partialLine + chunk.toString()).split('\n');
+      partialLine = lines.pop() ?? '';
+      for (const line of lines) {
+        if (readyLine?.test(line)) sawReadyLine();
+        lastLines.push(line);
       }
-      output.splice(0, Math.max(0, output.length - 20));
+      lastLines.splice(0, lastLines.length - OUTPUT_LINES_KEPT);
     };
-    child.stdout?.on('data', collect);
-    child.stderr?.on('data', collect);
-    const died = this.exited.then(() => {
-      throw new Error(
-        `redis-server on port ${this.port} exited before it was ready:\n${output.join('\n')}`,
-      );
-    });
+    // Always drained: a full pipe would block the server.
+    child.stdout.on('data', collect);
+    child.stderr.on('data', collect);
+
+    const command = `redis-server ${args.join(' ')}`;
+    const output = (): string => [...lastLines, partialLine].join('\n').trim();
     let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<never>((_, reject) => {
+    const failed = new Promise<never>((_, reject) => {
+      child.once('error', reject);
+      void exited.then(() =>
+        reject(new Error(`${command} exited before it was ready:\n${output()}`)),
+      );
       timer = setTimeout(
-        () =>
-          reject(
-            new Error(`redis-server on port ${this.port} not ready after ${readyTimeoutMs} ms`),
-          ),
-        readyTimeoutMs,
+        () => reject(new Error(`${command} not ready after ${READY_TIMEOUT_MS} ms:\n${output()}`)),
+        READY_TIMEOUT_MS,
       );
     });
+    const abort = new AbortController();
     try {
-      await Promise.race([readyLineSeen.then(() => this.launch.ready(this.port)), died, timedOut]);
+      await Promise.race([
+        (readyLine ? readyLineSeen : Promise.resolve()).then(() => ready(abort.signal)),
+        failed,
+      ]);
     } catch (error) {
-      await this.kill();
+      abort.abort();
+      child.kill('SIGKILL');
+      await exited;
       throw error;
     } finally {
       clearTimeout(timer);
-      died.catch(() => undefined);
     }
+    return new RedisProcess(child, child.pid as number, exited);
   }
 
-  signal(name: NodeJS.Signals): void {
-    this.child?.kill(name);
+  signal(signal: NodeJS.Signals): void {
+    if (this.running) this.child.kill(signal);
   }
 
   async stop(): Promise<void> {
-    if (!this.child || this.child.exitCode !== null || this.child.signalCode !== null) return;
-    this.child.kill('SIGCONT');
+    if (!this.running) return;
     this.child.kill('SIGTERM');
-    const escalate = setTimeout(() => this.child?.kill('SIGKILL'), 5_000);
+    // A paused server would keep the SIGTERM pending forever.
+    this.child.kill('SIGCONT');
+    const escalate = setTimeout(() => this.child.kill('SIGKILL'), STOP_GRACE_MS);
     await this.exited;
     clearTimeout(escalate);
   }
 
   async kill(): Promise<void> {
-    if (!this.child || this.child.exitCode !== null || this.child.signalCode !== null) return;
-    this.child.kill('SIGKILL');
+    this.signal('SIGKILL');
     await this.exited;
   }
 }
@@ -145,81 +217,84 @@ class ServerProcess {
 export interface RedisServerOptions {
   /** Extra redis-server arguments, e.g. `['--enable-debug-command', 'yes']`. */
   args?: string[];
+  /** Defaults to a free port. */
   port?: number;
 }
 
-/** A throwaway redis-server on a free loopback port that keeps nothing on disk. */
+function launchServer(port: number, extraArgs: string[]): Promise<RedisProcess> {
+  // A fresh dir each time, so a restart never finds the previous run's files.
+  const dir = mkdtempSync(join(tmpdir(), 'redis-tx-'));
+  const args = ['--port', String(port), '--bind', HOST, '--save', '', '--appendonly', 'no'];
+  return RedisProcess.launch({
+    args: [...args, '--dir', dir, ...extraArgs],
+    dir,
+    readyLine: /Ready to accept connections/,
+    ready: () => ping(port),
+  });
+}
+
+/** A redis-server on a loopback port that keeps nothing on disk. */
 export class RedisServer {
-  readonly host = host;
+  readonly host = HOST;
+  readonly url: string;
+
   private constructor(
-    private readonly process: ServerProcess,
-    private readonly dir: string,
-  ) {}
+    readonly port: number,
+    private readonly args: string[],
+    private proc: RedisProcess,
+  ) {
+    this.url = `redis://${HOST}:${port}`;
+  }
 
   static async start(options: RedisServerOptions = {}): Promise<RedisServer> {
     const port = options.port ?? (await freePort());
-    const dir = mkdtempSync(join(tmpdir(), 'redis-tx-'));
-    const args = ['--port', String(port), '--bind', host, '--save', '', '--appendonly', 'no'];
-    const launch: Launch = {
-      args: [...args, '--dir', dir, ...(options.args ?? [])],
-      readyLine: /Ready to accept connections/,
-      ready: async (p) => {
-        const reply = await ask(p, 'PING');
-        if (!reply.startsWith('+PONG')) throw new Error(`PING on ${p} answered ${reply.trim()}`);
-      },
-    };
-    const server = new RedisServer(new ServerProcess(port, launch), dir);
-    await server.process.start();
-    return server;
+    const args = options.args ?? [];
+    return new RedisServer(port, args, await launchServer(port, args));
   }
 
-  get port(): number {
-    return this.process.port;
-  }
-  get url(): string {
-    return `redis://${host}:${this.port}`;
-  }
   get pid(): number {
-    return this.process.pid;
+    return this.proc.pid;
   }
 
-  async ping(): Promise<void> {
-    const reply = await ask(this.port, 'PING');
-    if (!reply.startsWith('+PONG')) throw new Error(`PING answered ${reply.trim()}`);
+  /** Resolves once the server answers PING, rejects otherwise. */
+  ping(): Promise<void> {
+    return ping(this.port);
   }
 
-  /** Freezes the process (SIGSTOP): connections stay open, nothing is answered. */
+  /** Freezes the server (SIGSTOP): connections stay open but nothing is answered. */
   pause(): void {
-    this.process.signal('SIGSTOP');
+    this.proc.signal('SIGSTOP');
   }
+
   resume(): void {
-    this.process.signal('SIGCONT');
+    this.proc.signal('SIGCONT');
   }
 
-  /** Crashes the server (SIGKILL); data is gone, the port is free. */
+  /** Crashes the server (SIGKILL): its data is gone and the port is free again. */
   kill(): Promise<void> {
-    return this.process.kill();
+    return this.proc.kill();
   }
 
-  /** Starts it again on the same port, empty, after kill() or stop(). */
+  /** Shuts down with SIGTERM, or SIGKILL if that takes over 5 s. Idempotent. */
+  stop(): Promise<void> {
+    return this.proc.stop();
+  }
+
+  /** Starts an empty server again on the same port and with the same args, stopping the old one first. */
   async restart(): Promise<void> {
-    await this.process.kill();
-    await this.process.start();
-  }
-
-  async stop(): Promise<void> {
-    await this.process.stop();
-    rmSync(this.dir, { recursive: true, force: true });
+    await this.proc.stop();
+    this.proc = await launchServer(this.port, this.args);
   }
 }
 
-/** A Sentinel watching one master, so clients can connect through `sentinels`. */
+/** A Sentinel monitoring one master, for clients that connect through `sentinels`. */
 export class RedisSentinel {
-  readonly host = host;
+  readonly host = HOST;
+
   private constructor(
-    private readonly process: ServerProcess,
-    private readonly dir: string,
+    readonly port: number,
     readonly masterName: string,
+    private readonly proc: RedisProcess,
   ) {}
 
   static async start(
@@ -229,44 +304,44 @@ export class RedisSentinel {
     const masterName = options.masterName ?? 'mymaster';
     const port = await freePort();
     const dir = mkdtempSync(join(tmpdir(), 'redis-tx-sentinel-'));
+    // Sentinel insists on a config file it can rewrite, so the setup goes there.
     const config = join(dir, 'sentinel.conf');
-    writeFileSync(
-      config,
-      [
-        `port ${port}`,
-        `bind ${host}`,
-        `dir ${dir}`,
-        `sentinel monitor ${masterName} ${master.host} ${master.port} 1`,
-        `sentinel down-after-milliseconds ${masterName} 1000`,
-        `sentinel failover-timeout ${masterName} 5000`,
-      ].join('\n') + '\n',
-    );
-    const launch: Launch = {
+    const settings = [
+      `port ${port}`,
+      `bind ${HOST}`,
+      `dir ${dir}`,
+      `sentinel monitor ${masterName} ${master.host} ${master.port} 1`,
+      `sentinel down-after-milliseconds ${masterName} 1000`,
+      `sentinel failover-timeout ${masterName} 5000`,
+    ];
+    writeFileSync(config, settings.join('\n') + '\n');
+    const proc = await RedisProcess.launch({
       args: [config, '--sentinel'],
-      readyLine: /Sentinel ID is|monitor master/,
-      ready: async (p) => {
-        // A Sentinel answers PING before it knows its master: ask until it names it.
+      dir,
+      // Sentinel prints no "ready" line of its own, so keep asking until it
+      // listens and names the master (connection refused until then).
+      ready: async (signal) => {
         for (;;) {
-          const reply = await ask(p, `SENTINEL get-master-addr-by-name ${masterName}`);
-          if (reply.startsWith('*2')) return;
-          await new Promise((resolve) => setTimeout(resolve, 20));
+          try {
+            await ping(port);
+            const address = await ask(port, `SENTINEL get-master-addr-by-name ${masterName}`);
+            const [host, masterPort] = Array.isArray(address) ? address : [];
+            if (host === master.host && masterPort === String(master.port)) return;
+          } catch {
+            // Not listening yet.
+          }
+          await sleep(20, undefined, { signal });
         }
       },
-    };
-    const sentinel = new RedisSentinel(new ServerProcess(port, launch), dir, masterName);
-    await sentinel.process.start();
-    return sentinel;
+    });
+    return new RedisSentinel(port, masterName, proc);
   }
 
-  get port(): number {
-    return this.process.port;
-  }
   get pid(): number {
-    return this.process.pid;
+    return this.proc.pid;
   }
 
-  async stop(): Promise<void> {
-    await this.process.stop();
-    rmSync(this.dir, { recursive: true, force: true });
+  stop(): Promise<void> {
+    return this.proc.stop();
   }
 }
