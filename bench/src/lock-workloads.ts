@@ -37,38 +37,34 @@ async function withClient<T>(
   }
 }
 
-/** Workload 1: lock and unlock one free key, one cycle after the other. */
+/** Workload 1: lock and unlock one free key, one cycle after the other (one run). */
 export function sequentialCycle(contender: Contender, url: string, sizes: Sizes) {
-  return medianOf(sizes.repetitions, () =>
-    withClient(contender, url, async (client) => {
-      for (let i = 0; i < 200; i++) await (await client.lock('seq'))();
-      const samples: number[] = [];
-      for (let i = 0; i < sizes.sequentialCycles; i++) {
-        const started = performance.now();
-        await (
-          await client.lock('seq')
-        )();
-        samples.push((performance.now() - started) * 1000);
-      }
-      return { meanUs: mean(samples), p99Us: percentile(samples, 99) };
-    }),
-  );
+  return withClient(contender, url, async (client) => {
+    for (let i = 0; i < 200; i++) await (await client.lock('seq'))();
+    const samples: number[] = [];
+    for (let i = 0; i < sizes.sequentialCycles; i++) {
+      const started = performance.now();
+      await (
+        await client.lock('seq')
+      )();
+      samples.push((performance.now() - started) * 1000);
+    }
+    return { meanUs: mean(samples), p99Us: percentile(samples, 99) };
+  });
 }
 
-/** Workload 2: 64 cycles in flight at once, each on a key of its own. */
+/** Workload 2: 64 cycles in flight at once, each on a key of its own (one run). */
 export function inFlightCycles(contender: Contender, url: string, sizes: Sizes) {
-  return medianOf(sizes.repetitions, () =>
-    withClient(contender, url, async (client) => {
-      const perLane = Math.ceil(sizes.inFlightCycles / 64);
-      const lane = async (index: number, count: number) => {
-        for (let i = 0; i < count; i++) await (await client.lock(`inflight:${index}`))();
-      };
-      await Promise.all(Array.from({ length: 64 }, (_, i) => lane(i, 20)));
-      const started = performance.now();
-      await Promise.all(Array.from({ length: 64 }, (_, i) => lane(i, perLane)));
-      return { cyclesPerSecond: (perLane * 64) / ((performance.now() - started) / 1000) };
-    }),
-  );
+  return withClient(contender, url, async (client) => {
+    const perLane = Math.ceil(sizes.inFlightCycles / 64);
+    const lane = async (index: number, count: number) => {
+      for (let i = 0; i < count; i++) await (await client.lock(`inflight:${index}`))();
+    };
+    await Promise.all(Array.from({ length: 64 }, (_, i) => lane(i, 20)));
+    const started = performance.now();
+    await Promise.all(Array.from({ length: 64 }, (_, i) => lane(i, perLane)));
+    return { cyclesPerSecond: (perLane * 64) / ((performance.now() - started) / 1000) };
+  });
 }
 
 interface Section {

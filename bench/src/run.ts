@@ -12,7 +12,7 @@ import {
   soak,
   type Sizes,
 } from './lock-workloads.js';
-import { fmt, table } from './stats.js';
+import { fmt, median, table } from './stats.js';
 import { transactional, watchTransfers } from './tx-workloads.js';
 
 const quick = process.argv.includes('--quick');
@@ -78,15 +78,34 @@ try {
 
   // 1 and 2: uncontended
   const contenders: Contender[] = [rawIoredis, ours, ...peers];
-  const sequential = new Map<string, { meanUs: number; p99Us: number }>();
-  const inFlight = new Map<string, number>();
-  for (const contender of contenders) {
-    sequential.set(contender.name, await sequentialCycle(contender, lockServer.url, sizes));
-    inFlight.set(
-      contender.name,
-      (await inFlightCycles(contender, lockServer.url, sizes)).cyclesPerSecond,
-    );
+  // Contenders take turns within each repetition, after a warm-up of all of
+  // them, so that neither JIT warm-up nor a noisy moment favours one.
+  const runs = new Map(
+    contenders.map((c) => [
+      c.name,
+      [] as { meanUs: number; p99Us: number; cyclesPerSecond: number }[],
+    ]),
+  );
+  for (const contender of contenders) await sequentialCycle(contender, lockServer.url, sizes);
+  for (let repetition = 0; repetition < sizes.repetitions; repetition++) {
+    for (const contender of contenders) {
+      const { meanUs, p99Us } = await sequentialCycle(contender, lockServer.url, sizes);
+      const { cyclesPerSecond } = await inFlightCycles(contender, lockServer.url, sizes);
+      runs.get(contender.name)!.push({ meanUs, p99Us, cyclesPerSecond });
+    }
   }
+  const sequential = new Map(
+    contenders.map((c) => {
+      const r = runs.get(c.name)!;
+      return [
+        c.name,
+        { meanUs: median(r.map((x) => x.meanUs)), p99Us: median(r.map((x) => x.p99Us)) },
+      ];
+    }),
+  );
+  const inFlight = new Map(
+    contenders.map((c) => [c.name, median(runs.get(c.name)!.map((x) => x.cyclesPerSecond))]),
+  );
   const rawSeq = sequential.get(rawIoredis.name)!.meanUs;
   const rawFlight = inFlight.get(rawIoredis.name)!;
   say('## 1. Uncontended lock + unlock, sequential');
