@@ -1,5 +1,4 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { randomBytes } from 'node:crypto';
 import { Inject, Injectable, type BeforeApplicationShutdown } from '@nestjs/common';
 import { RedisConnections } from '../connection/redis-connections.js';
 import { channels } from '../diagnostics/redis-tx.channels.js';
@@ -10,6 +9,7 @@ import type { ResolvedRedisTxOptions } from '../module/redis-tx.options.js';
 import { messages } from '../redis-tx.messages.js';
 import { HeldLock, type HeldPart, type LockBackend, type ScriptMode } from './held-lock.js';
 import { checkLockNames, lockRedisKeys, type LockRedisKeys } from './lock-keys.js';
+import { newToken } from './lock-token.js';
 import { checkLockOptions } from './lock-options.validator.js';
 import type { Lock } from './lock.js';
 import type { LockedOptions, LockOptions } from './lock.options.js';
@@ -197,11 +197,20 @@ export class LockService implements BeforeApplicationShutdown {
   }
 
   private async acquireFresh(names: string[], options: Resolved): Promise<HeldLock> {
-    const waitController = new AbortController();
-    this.waits.add(waitController);
-    const signal = options.signal
-      ? AbortSignal.any([options.signal, waitController.signal])
-      : waitController.signal;
+    // Made only once a wait begins: most acquisitions never wait.
+    let waitController: AbortController | undefined;
+    let waitSignal: AbortSignal | undefined;
+    const signalForWait = (): AbortSignal => {
+      if (!waitSignal) {
+        waitController = new AbortController();
+        this.waits.add(waitController);
+        if (this.closing) waitController.abort();
+        waitSignal = options.signal
+          ? AbortSignal.any([options.signal, waitController.signal])
+          : waitController.signal;
+      }
+      return waitSignal;
+    };
     const deadline = performance.now() + options.waitMs;
     const started = performance.now();
     const parts: HeldPart[] = [];
@@ -209,7 +218,7 @@ export class LockService implements BeforeApplicationShutdown {
     let wokenBy: 'first-try' | 'release' | 'poll' = 'first-try';
     try {
       for (const name of names) {
-        const acquired = await this.acquirePart(name, options, deadline, signal, names);
+        const acquired = await this.acquirePart(name, options, deadline, signalForWait, names);
         if (parts.length === 0) leaseStartedAt = acquired.sentAt;
         parts.push(acquired.part);
         wokenBy = acquired.wokenBy;
@@ -220,7 +229,7 @@ export class LockService implements BeforeApplicationShutdown {
       );
       throw error;
     } finally {
-      this.waits.delete(waitController);
+      if (waitController) this.waits.delete(waitController);
     }
     const mode =
       options.scriptMode === 's' ? 'semaphore' : options.scriptMode === 'r' ? 'read' : 'write';
@@ -247,10 +256,10 @@ export class LockService implements BeforeApplicationShutdown {
     name: string,
     options: Resolved,
     deadline: number,
-    signal: AbortSignal,
+    signalForWait: () => AbortSignal,
     allNames: readonly string[],
   ): Promise<{ part: HeldPart; sentAt: number; wokenBy: 'first-try' | 'release' | 'poll' }> {
-    const token = randomBytes(16).toString('hex');
+    const token = newToken();
     const keys = lockRedisKeys(this.defaults.keyPrefix, name);
     const canWait = deadline > performance.now();
     if (canWait) await this.listener.start();
@@ -269,6 +278,7 @@ export class LockService implements BeforeApplicationShutdown {
       }
       if (wokenBy === 'first-try')
         channels.lockWait.publish(() => ({ keys: allNames, mode: options.scriptMode }));
+      const signal = signalForWait();
       const reason = await this.listener.wait(token, Math.min(remaining, pollMs), signal);
       if (reason === 'aborted') {
         await this.leave(name, keys, token);
