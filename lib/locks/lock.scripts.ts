@@ -15,6 +15,42 @@ if #gone > 0 then
   redis.call('ZREMRANGEBYSCORE', ${leases}, '-inf', now)
 end`;
 
+// The writer key holds "<token> <fencing token>", so a holder that missed
+// its hand-off message can still learn its fencing token.
+const ownsWriter = `
+local function ownsWriter(value, token)
+  return value and string.sub(value, 1, #token + 1) == token .. ' '
+end`;
+
+/**
+ * Hands a free lock to the head of the line when it waits to write: the lock
+ * is set in its name and the message carries the fencing token, so the
+ * waiter holds the lock without another round trip. Any other head (a
+ * reader, a semaphore) is woken to try. Waiter tokens end in
+ * ".<mode>.<ttlMs>", which is how the script knows what the head wants.
+ */
+const handOff = `
+local function handOff(writer, readers, queue, leases, fence, channel, now)
+  local gone = redis.call('ZRANGEBYSCORE', leases, '-inf', now)
+  if #gone > 0 then
+    redis.call('ZREM', queue, unpack(gone))
+    redis.call('ZREMRANGEBYSCORE', leases, '-inf', now)
+  end
+  local head = redis.call('ZRANGE', queue, 0, 0)[1]
+  if not head then return end
+  local headMode, headTtl = string.match(head, '%.(%a)%.(%d+)$')
+  redis.call('ZREMRANGEBYSCORE', readers, '-inf', now)
+  if headMode == 'w' and redis.call('EXISTS', writer) == 0 and redis.call('ZCARD', readers) == 0 then
+    local granted = redis.call('INCR', fence)
+    redis.call('SET', writer, head .. ' ' .. granted, 'PX', tonumber(headTtl))
+    redis.call('ZREM', queue, head)
+    redis.call('ZREM', leases, head)
+    redis.call('PUBLISH', channel, head .. ' ' .. granted)
+  else
+    redis.call('PUBLISH', channel, head)
+  end
+end`;
+
 /**
  * KEYS: writer, readers, permits, queue, waiterLeases, fence.
  * ARGV: token, ttlMs, mode (w|r|s), permits, enqueue (1|0), waiterLeaseMs, channel.
@@ -25,10 +61,17 @@ const acquire = `
 local writer, readers, permits, queue, leases, fence = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local token, ttl, mode, limit = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
 local enqueue, waiterLease, channel = ARGV[5] == '1', tonumber(ARGV[6]), ARGV[7]
+${ownsWriter}
 -- The common case, a free lock with no readers and nobody in line, costs three calls.
 if mode == 'w' and redis.call('EXISTS', queue, readers) == 0 then
-  if redis.call('SET', writer, token, 'NX', 'PX', ttl) then return redis.call('INCR', fence) end
+  local granted = redis.call('INCR', fence)
+  if redis.call('SET', writer, token .. ' ' .. granted, 'NX', 'PX', ttl) then return granted end
   if not enqueue then return 0 end
+end
+if mode == 'w' then
+  -- Handed over already, and the message was missed: it is ours.
+  local current = redis.call('GET', writer)
+  if ownsWriter(current, token) then return tonumber(string.sub(current, #token + 2)) end
 end
 ${now}
 ${forgetGoneWaiters('queue', 'leases')}
@@ -51,7 +94,9 @@ if free and (head == nil or head == token) then
     redis.call('ZREM', leases, token)
   end
   if mode == 'w' then
-    redis.call('SET', writer, token, 'PX', ttl)
+    local granted = redis.call('INCR', fence)
+    redis.call('SET', writer, token .. ' ' .. granted, 'PX', ttl)
+    return granted
   else
     local holders = permits
     if mode == 'r' then holders = readers end
@@ -75,34 +120,35 @@ end
 return 0`;
 
 /**
- * KEYS: writer, readers, permits, queue, waiterLeases. ARGV: token, mode, channel.
- * Returns 1 when this token held the lock and released it, 0 otherwise; wakes
- * the next in line by publishing its token.
+ * KEYS: writer, readers, permits, queue, waiterLeases, fence. ARGV: token, mode, channel.
+ * Returns 1 when this token held the lock and released it, 0 otherwise; then
+ * hands the lock to the next in line, or wakes it.
  */
 const release = `
 local token, mode, channel = ARGV[1], ARGV[2], ARGV[3]
+${ownsWriter}
+${handOff}
 local released = 0
 if mode == 'w' then
-  if redis.call('GET', KEYS[1]) == token then released = redis.call('DEL', KEYS[1]) end
+  if ownsWriter(redis.call('GET', KEYS[1]), token) then released = redis.call('DEL', KEYS[1]) end
 elseif mode == 'r' then
   released = redis.call('ZREM', KEYS[2], token)
 else
   released = redis.call('ZREM', KEYS[3], token)
 end
--- Only when someone is in line is there anyone to wake.
+-- Only when someone is in line is there anyone to hand over to.
 if released == 1 and redis.call('EXISTS', KEYS[4]) == 1 then
   ${now}
-  ${forgetGoneWaiters('KEYS[4]', 'KEYS[5]')}
-  local head = redis.call('ZRANGE', KEYS[4], 0, 0)[1]
-  if head then redis.call('PUBLISH', channel, head) end
+  handOff(KEYS[1], KEYS[2], KEYS[4], KEYS[5], KEYS[6], channel, now)
 end
 return released`;
 
 /** KEYS: writer, readers, permits. ARGV: token, mode, ttlMs. Returns 1 when the lease was renewed, 0 when it is no longer held. */
 const extend = `
 local token, mode, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
+${ownsWriter}
 if mode == 'w' then
-  if redis.call('GET', KEYS[1]) == token then return redis.call('PEXPIRE', KEYS[1], ttl) end
+  if ownsWriter(redis.call('GET', KEYS[1]), token) then return redis.call('PEXPIRE', KEYS[1], ttl) end
   return 0
 end
 local holders = KEYS[3]
@@ -117,14 +163,23 @@ redis.call('ZADD', holders, 'XX', now + ttl, token)
 if redis.call('PTTL', holders) < ttl then redis.call('PEXPIRE', holders, ttl) end
 return 1`;
 
-/** KEYS: queue, waiterLeases. ARGV: token, channel. A waiter that gives up leaves the line, waking the next one if it was first. */
+/**
+ * KEYS: writer, readers, queue, waiterLeases, fence. ARGV: token, channel.
+ * A waiter that gives up leaves the line; if the lock was handed to it in the
+ * meantime, or it was first in line, the lock goes on to the next one.
+ */
 const leave = `
-local head = redis.call('ZRANGE', KEYS[1], 0, 0)[1]
-redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
-if head == ARGV[1] then
-  local nextHead = redis.call('ZRANGE', KEYS[1], 0, 0)[1]
-  if nextHead then redis.call('PUBLISH', ARGV[2], nextHead) end
+local token, channel = ARGV[1], ARGV[2]
+${ownsWriter}
+${handOff}
+local wasHead = redis.call('ZRANGE', KEYS[3], 0, 0)[1] == token
+redis.call('ZREM', KEYS[3], token)
+redis.call('ZREM', KEYS[4], token)
+local granted = ownsWriter(redis.call('GET', KEYS[1]), token)
+if granted then redis.call('DEL', KEYS[1]) end
+if wasHead or granted then
+  ${now}
+  handOff(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], channel, now)
 end
 return 1`;
 
@@ -139,9 +194,9 @@ return 0`;
 /** Registered on the module's own connections under names no user script is likely to take. */
 export const lockScripts = {
   nestjsRedisTxLockAcquire: { lua: acquire, numberOfKeys: 6 },
-  nestjsRedisTxLockRelease: { lua: release, numberOfKeys: 5 },
+  nestjsRedisTxLockRelease: { lua: release, numberOfKeys: 6 },
   nestjsRedisTxLockExtend: { lua: extend, numberOfKeys: 3 },
-  nestjsRedisTxLockLeave: { lua: leave, numberOfKeys: 2 },
+  nestjsRedisTxLockLeave: { lua: leave, numberOfKeys: 5 },
   nestjsRedisTxLockIsLocked: { lua: isLocked, numberOfKeys: 3 },
 } as const;
 

@@ -259,7 +259,8 @@ export class LockService implements BeforeApplicationShutdown {
     signalForWait: () => AbortSignal,
     allNames: readonly string[],
   ): Promise<{ part: HeldPart; sentAt: number; wokenBy: 'first-try' | 'release' | 'poll' }> {
-    const token = newToken();
+    // The suffix tells the release script what this waiter wants, so it can hand the lock over.
+    const token = `${newToken()}.${options.scriptMode}.${options.ttlMs}`;
     const keys = lockRedisKeys(this.defaults.keyPrefix, name);
     const canWait = deadline > performance.now();
     if (canWait) await this.listener.start();
@@ -270,17 +271,25 @@ export class LockService implements BeforeApplicationShutdown {
       const sentAt = performance.now();
       const fence = await this.attempt(name, keys, token, options, canWait, pollMs);
       if (fence > 0) return { part: { name, keys, token, fence }, sentAt, wokenBy };
+      const roundTrip = performance.now() - sentAt;
       queued ||= canWait;
       const remaining = deadline - performance.now();
       if (remaining <= 0) {
         if (queued) await this.leave(name, keys, token);
         throw new LockNotAcquiredError(messages.lockBusy(allNames, options.waitMs), allNames);
       }
-      if (wokenBy === 'first-try')
+      if (wokenBy === 'first-try') {
         channels.lockWait.publish(() => ({ keys: allNames, mode: options.scriptMode }));
+      }
       const signal = signalForWait();
-      const reason = await this.listener.wait(token, Math.min(remaining, pollMs), signal);
-      if (reason === 'aborted') {
+      const wake = await this.listener.wait(token, Math.min(remaining, pollMs), signal);
+      if (wake.reason === 'granted') {
+        // Handed over by a release: the lease began before the message
+        // arrived, by about a one-way trip, bounded by the last round trip.
+        const part = { name, keys, token, fence: wake.fence };
+        return { part, sentAt: performance.now() - roundTrip, wokenBy: 'release' };
+      }
+      if (wake.reason === 'aborted') {
         await this.leave(name, keys, token);
         const cause: unknown = signal.reason;
         throw new LockNotAcquiredError(
@@ -289,7 +298,7 @@ export class LockService implements BeforeApplicationShutdown {
           { cause },
         );
       }
-      wokenBy = reason;
+      wokenBy = wake.reason;
     }
   }
 
@@ -323,8 +332,11 @@ export class LockService implements BeforeApplicationShutdown {
 
   private async leave(name: string, keys: LockRedisKeys, token: string): Promise<void> {
     await this.script('nestjsRedisTxLockLeave', name, [
+      keys.writer,
+      keys.readers,
       keys.queue,
       keys.waiterLeases,
+      this.fenceKey,
       token,
       this.listener.channel,
     ]).catch(
@@ -335,6 +347,7 @@ export class LockService implements BeforeApplicationShutdown {
   private async releasePart(part: HeldPart, mode: ScriptMode): Promise<boolean> {
     const released = await this.script('nestjsRedisTxLockRelease', part.name, [
       ...scriptKeys(part.keys),
+      this.fenceKey,
       part.token,
       mode,
       this.listener.channel,

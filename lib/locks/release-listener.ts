@@ -1,16 +1,19 @@
 import { once } from 'node:events';
 import type { RedisConnections } from '../connection/redis-connections.js';
 
-export type WakeReason = 'release' | 'poll' | 'aborted';
+/** Why a wait ended: the lock was handed over (with its fencing token), a release woke it to try, the poll timer, or the signal. */
+export type Wake =
+  { reason: 'granted'; fence: number } | { reason: 'release' | 'poll' | 'aborted' };
 
 /**
  * Wakes waiters when the lock they wait for is handed to them. A release
- * publishes the token of the next waiter in line on one channel; this single
- * subscription serves every waiter of the module, so a wake-up costs no
- * command and wakes no one else.
+ * publishes the token of the next waiter in line on one channel (with the
+ * fencing token when it handed the lock over); this single subscription
+ * serves every waiter of the module, so a wake-up costs no command and wakes
+ * no one else.
  */
 export class ReleaseListener {
-  private readonly waiters = new Map<string, () => void>();
+  private readonly waiters = new Map<string, (fence: number | undefined) => void>();
   private subscribed?: Promise<void>;
 
   constructor(
@@ -22,8 +25,11 @@ export class ReleaseListener {
   start(): Promise<void> {
     this.subscribed ??= (async () => {
       const subscriber = this.connections.subscriber;
-      subscriber.on('message', (channel: string, token: string) => {
-        if (channel === this.channel) this.waiters.get(token)?.();
+      // The message is the waiter's token, followed by its fencing token when the lock was handed over.
+      subscriber.on('message', (channel: string, message: string) => {
+        if (channel !== this.channel) return;
+        const [token, fence] = message.split(' ');
+        this.waiters.get(token!)?.(fence === undefined ? undefined : Number(fence));
       });
       await subscriber.subscribe(this.channel);
     })();
@@ -31,19 +37,23 @@ export class ReleaseListener {
   }
 
   /** Waits until the token is called, `pollMs` passes (the fallback for a lost message), or the signal aborts. */
-  async wait(token: string, pollMs: number, signal: AbortSignal): Promise<WakeReason> {
-    if (signal.aborted) return 'aborted';
+  async wait(token: string, pollMs: number, signal: AbortSignal): Promise<Wake> {
+    if (signal.aborted) return { reason: 'aborted' };
     const gaveUp = new AbortController();
     let timer: NodeJS.Timeout | undefined;
     try {
       return await Promise.race([
-        new Promise<WakeReason>((resolve) => this.waiters.set(token, () => resolve('release'))),
-        new Promise<WakeReason>((resolve) => {
-          timer = setTimeout(() => resolve('poll'), pollMs);
+        new Promise<Wake>((resolve) =>
+          this.waiters.set(token, (fence) =>
+            resolve(fence === undefined ? { reason: 'release' } : { reason: 'granted', fence }),
+          ),
+        ),
+        new Promise<Wake>((resolve) => {
+          timer = setTimeout(() => resolve({ reason: 'poll' }), pollMs);
         }),
         once(signal, 'abort', { signal: gaveUp.signal }).then(
-          (): WakeReason => 'aborted',
-          (): WakeReason => 'aborted',
+          (): Wake => ({ reason: 'aborted' }),
+          (): Wake => ({ reason: 'aborted' }),
         ),
       ]);
     } finally {

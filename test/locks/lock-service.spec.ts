@@ -101,6 +101,24 @@ describe('LockService', () => {
     }
   });
 
+  it('hands the lock to the waiter inside the release: the waiter sends nothing more', async () => {
+    const holder = await locks().acquire('direct');
+    const waitAnnounced = nextEvent(channelNames.lockWait);
+    const waiting = second.get(LockService).acquire('direct', { waitMs: 30_000 });
+    await waitAnnounced;
+    await bed.observer.config('RESETSTAT');
+    await holder.release();
+    const lock = await waiting;
+    const stats = await bed.observer.info('commandstats');
+    // One script call: the release, which also handed the lock over
+    // (EVAL the first time a connection runs a script, EVALSHA after).
+    const calls = [...stats.matchAll(/cmdstat_eval(?:sha)?:calls=(\d+)/g)].map((m) => Number(m[1]));
+    expect(calls.reduce((a, b) => a + b, 0)).toBe(1);
+    expect(lock.fencingToken).toBeGreaterThan(holder.fencingToken);
+    expect(await second.get(LockService).isLocked('direct')).toBe(true);
+    expect(await lock.release()).toBe(true);
+  });
+
   it('serves waiters in arrival order, handing off to a different worker each time', async () => {
     const order: number[] = [];
     await Promise.all(
