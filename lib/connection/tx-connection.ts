@@ -19,6 +19,7 @@ export type ExecReply = [Error | null, unknown][] | null;
 export class TxConnection {
   private closes = 0;
   private readonly inFlight = new Set<() => void>();
+  private readyWait?: Promise<boolean>;
 
   constructor(readonly redis: RedisClient) {
     redis.on('close', () => {
@@ -43,15 +44,27 @@ export class TxConnection {
     if (this.redis.status === 'end') {
       throw new TransactionAbortedError(messages.notSent(label, 'its connection is closed'));
     }
+    // Every caller waiting for the same (re)connection shares one listener.
+    this.readyWait ??= this.nextReady(timeoutMs).finally(() => {
+      this.readyWait = undefined;
+    });
+    if (!(await this.readyWait)) {
+      throw new TransactionAbortedError(
+        messages.notSent(label, `Redis was not reachable within ${timeoutMs} ms`),
+      );
+    }
+  }
+
+  /** True once the connection is ready, false when `timeoutMs` passes first. */
+  private async nextReady(timeoutMs: number): Promise<boolean> {
     if (this.redis.status === 'wait') this.redis.connect().catch(() => undefined);
     const gaveUp = new AbortController();
     const timer = setTimeout(() => gaveUp.abort(), timeoutMs);
     try {
       await once(this.redis, 'ready', { signal: gaveUp.signal });
+      return true;
     } catch {
-      throw new TransactionAbortedError(
-        messages.notSent(label, `Redis was not reachable within ${timeoutMs} ms`),
-      );
+      return false;
     } finally {
       clearTimeout(timer);
     }

@@ -11,6 +11,7 @@ import {
   Transactional,
   UnboundInstanceError,
 } from '../../lib/index.js';
+import { TxConnection } from '../../lib/connection/tx-connection.js';
 import { RedisSentinel } from '../../tools/redis-server.js';
 import { useRedisServer } from '../support/redis.js';
 
@@ -194,6 +195,20 @@ describe('RedisTxModule', () => {
   it('throws UnboundInstanceError for a decorated object Nest did not create', async () => {
     const loose = new Counter({} as RedisTx, {} as Redis, {} as Redis);
     await expect(loose.bump()).rejects.toThrow(UnboundInstanceError);
+  });
+
+  it('lets many transactions wait for a connection without piling up listeners', async () => {
+    const connection = new TxConnection(new Redis(bed.server.url, { lazyConnect: true }));
+    try {
+      const baseline = connection.redis.listenerCount('ready');
+      const waits = Array.from({ length: 50 }, () => connection.whenReady(5_000, 'test'));
+      const added = connection.redis.listenerCount('ready') - baseline;
+      await Promise.all(waits);
+      expect(added).toBeLessThanOrEqual(1);
+      expect(connection.isReady).toBe(true);
+    } finally {
+      await connection.close();
+    }
   });
 
   it('leaves no open handle after app.close()', async () => {
