@@ -23,8 +23,6 @@ export const messages = {
     `RedisTx.multi.${command}(…) was awaited: queued commands have no reply until EXEC, which runs when the outermost transactional method returns. Do not await them; read replies from RedisTx.run()'s result or an afterCommit hook, or use RedisTx.client for an immediate reply.`,
   execCalledByUser:
     'RedisTx.multi.exec() must not be called: EXEC is sent when the outermost transactional method returns (or DISCARDed when it throws).',
-  unknownCommand: (command: string) =>
-    `RedisTx.multi.${command} is not a Redis command known to ioredis nor a script registered in RedisTxModule's \`scripts\` option.`,
 
   execAborted: (label: string, causes: readonly Error[]) =>
     `${label}: Redis rejected the transaction before running it (EXECABORT); nothing was applied.${causes.length ? ` Rejected: ${causes.map((c) => c.message).join('; ')}.` : ''} Fix the queued command and try again.`,
@@ -53,7 +51,6 @@ export const messages = {
     `The connection to Redis failed while working on lock "${key}"; the outcome of that command is unknown. A lease that cannot be renewed ends by itself.`,
   lockLost: (key: string, why: string) =>
     `Lock "${key}" was lost: ${why}. Another holder may be running now; stop the work, and use the fencing token where a stale write must be refused.`,
-  lockNotHeld: (key: string) => `Lock "${key}" is no longer held by this holder.`,
   lockShuttingDown: 'RedisTxModule is shutting down: no new lock can be acquired.',
   hookFailed: (kind: string, label: string) =>
     `${kind} hook of ${label} failed; the transaction outcome stands.`,
