@@ -178,18 +178,19 @@ export class LockService implements BeforeApplicationShutdown {
   private async acquireChecked(names: string[], options: Resolved): Promise<Lock> {
     if (this.closing) throw new LockNotAcquiredError(messages.lockShuttingDown, names);
     const inChain = this.chain.getStore();
-    const reentered: HeldLock[] = [];
+    // A set: one multi-key lock re-entered through several of its keys is one hold.
+    const reentered = new Set<HeldLock>();
     const missing: string[] = [];
     for (const name of names) {
       const held = inChain && heldInChain(inChain, name, options.scriptMode);
-      if (held) reentered.push(held);
+      if (held) reentered.add(held);
       else missing.push(name);
     }
     for (const held of reentered) held.enter();
     try {
       const fresh = missing.length > 0 ? await this.acquireFresh(missing, options) : undefined;
-      if (reentered.length === 0 && fresh) return fresh;
-      return new ReentrantLock([...new Set(reentered), ...(fresh ? [fresh] : [])], names);
+      if (reentered.size === 0 && fresh) return fresh;
+      return new ReentrantLock([...reentered, ...(fresh ? [fresh] : [])], names);
     } catch (error) {
       for (const held of reentered) await held.release();
       throw error;

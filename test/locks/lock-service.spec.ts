@@ -154,6 +154,19 @@ describe('LockService', () => {
     expect(await service.isLocked('re')).toBe(false);
   });
 
+  it('re-enters a multi-key lock through all its keys and still frees it at the outermost exit', async () => {
+    const service = locks();
+    await service.using(['m1', 'm2'], async () => {
+      await service.using(['m2', 'm1'], async (inner) => {
+        expect([...inner.fencingTokens.keys()]).toEqual(['m1', 'm2']);
+      });
+      await service.using('m1', async () => undefined);
+      expect(await service.isLocked('m1')).toBe(true);
+    });
+    expect(await service.isLocked('m1')).toBe(false);
+    expect(await service.isLocked('m2')).toBe(false);
+  });
+
   it('takes several keys all or none, and two callers naming them in opposite orders never deadlock', async () => {
     const service = locks();
     const other = second.get(LockService);
