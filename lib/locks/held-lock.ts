@@ -93,6 +93,8 @@ export class HeldLock implements Lock {
     const results = await Promise.all(
       this.parts.map((p) => this.backend.extend(p, this.scriptMode, ttlMs)),
     );
+    // Released or lost while the renewal was on its way: arm nothing more.
+    if (this.released || this.signal.aborted) return false;
     if (!results.every(Boolean)) {
       this.lose(
         messages.lockLost(
