@@ -21,6 +21,8 @@ export class TransactionContext {
   readonly droppedWork: { hook: RollbackHook; error: unknown }[] = [];
   /** Set once the outermost method has returned or thrown: nothing more can join or queue. */
   ended = false;
+  /** Set when MULTI … EXEC has been written to the connection. */
+  execSent = false;
 
   constructor(
     readonly label: string,

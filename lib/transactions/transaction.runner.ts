@@ -203,6 +203,7 @@ export class TransactionRunner {
     try {
       await connection.whenReady(this.options.transactions.readyTimeoutMs, label);
       channels.transactionExec.publish(() => ({ label, attempt, commands: commands.length }));
+      context.execSent = true;
       reply = await connection.exec(commands.map(this.connections.forTransaction), label);
     } catch (error) {
       return error instanceof TransactionAbortedError
@@ -240,6 +241,8 @@ export class TransactionRunner {
     if (!watch) return true;
     const connection: TxConnection = watch.connection;
     if (!connection.isReady || connection.generation !== watch.generation) return false;
+    // EXEC, whatever it answered, already dropped every WATCH of the connection.
+    if (context.execSent) return true;
     try {
       await connection.redis.unwatch();
       return true;

@@ -106,6 +106,17 @@ describe('WATCH transactions', () => {
     expect(refused).toBeGreaterThanOrEqual(0);
   });
 
+  it('sends UNWATCH only when no EXEC ran (EXEC drops the WATCH itself)', async () => {
+    const unwatchCalls = async () =>
+      Number(/cmdstat_unwatch:calls=(\d+)/.exec(await bed.observer.info('commandstats'))?.[1] ?? 0);
+    await bed.observer.mset({ 'acct:p': '5', 'acct:q': '0' });
+    await bed.observer.config('RESETSTAT');
+    await bed.app.get(Bank).transfer('p', 'q', 1);
+    expect(await unwatchCalls()).toBe(0);
+    await expect(bed.app.get(Bank).transfer('q', 'p', 9)).rejects.toThrow(InsufficientFunds);
+    expect(await unwatchCalls()).toBe(1);
+  });
+
   it('refuses to overdraw: the method throws and nothing is applied', async () => {
     await bed.observer.mset({ 'acct:x': '5', 'acct:y': '0' });
     await expect(bed.app.get(Bank).transfer('x', 'y', 6)).rejects.toThrow(InsufficientFunds);
