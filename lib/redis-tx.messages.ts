@@ -52,6 +52,8 @@ export const messages = {
   lockLost: (key: string, why: string) =>
     `Lock "${key}" was lost: ${why}. Another holder may be running now; stop the work, and use the fencing token where a stale write must be refused.`,
   lockShuttingDown: 'RedisTxModule is shutting down: no new lock can be acquired.',
+  moduleClosed:
+    'RedisTxModule has shut down (app.close()): its connections are closed, and no transaction or lock can run on it any more.',
   hookFailed: (kind: string, label: string) =>
     `${kind} hook of ${label} failed; the transaction outcome stands.`,
 } as const;

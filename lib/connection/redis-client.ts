@@ -47,11 +47,33 @@ export async function closeClient(client: RedisClient): Promise<void> {
       await ended;
       return;
     }
-    default: {
+    case 'wait': {
+      // Never connected: disconnect() ends it at once.
       const ended = once(client, 'end');
       client.disconnect();
       await ended;
+      return;
     }
+    default: {
+      // A connection still in its handshake ignores disconnect() and would
+      // finish connecting afterwards: let the handshake settle, then close.
+      await settled(client);
+      await closeClient(client);
+    }
+  }
+}
+
+/** Resolves at the next 'ready', 'close' or 'end', whichever comes first. */
+async function settled(client: RedisClient): Promise<void> {
+  const done = new AbortController();
+  try {
+    await Promise.race(
+      ['ready', 'close', 'end'].map((event) =>
+        once(client, event, { signal: done.signal }).catch(() => undefined),
+      ),
+    );
+  } finally {
+    done.abort();
   }
 }
 

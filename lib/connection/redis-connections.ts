@@ -8,7 +8,9 @@ import {
 } from '@nestjs/common';
 import { REDIS_TX_OPTIONS } from '../module/redis-tx.constants.js';
 import type { ResolvedRedisTxOptions } from '../module/redis-tx.options.js';
+import { RedisTxError } from '../errors/redis-tx.error.js';
 import { lockScripts } from '../locks/lock.scripts.js';
+import { messages } from '../redis-tx.messages.js';
 import { createSharedClient } from './client.factory.js';
 import { closeClient, duplicateClient, type RedisClient } from './redis-client.js';
 import { TxConnection, type QueuedCommand } from './tx-connection.js';
@@ -30,6 +32,7 @@ export class RedisConnections implements OnModuleInit, OnApplicationShutdown {
   private readonly ownsShared: boolean;
   private readonly commandNames: ReadonlySet<string>;
   private readonly scripts: ResolvedRedisTxOptions['scripts'];
+  private closed = false;
 
   constructor(@Inject(REDIS_TX_OPTIONS) options: ResolvedRedisTxOptions) {
     const { client, owned } = createSharedClient(options);
@@ -38,6 +41,8 @@ export class RedisConnections implements OnModuleInit, OnApplicationShutdown {
     this.ownsShared = owned;
     if (owned) this.reportErrors(client, 'shared');
     this.duplicate = () => {
+      // A connection opened after shutdown would never be closed.
+      if (this.closed) throw new RedisTxError(messages.moduleClosed);
       const redis = duplicateClient(client, {
         autoResendUnfulfilledCommands: false,
         enableOfflineQueue: false,
@@ -62,6 +67,7 @@ export class RedisConnections implements OnModuleInit, OnApplicationShutdown {
   /** One connection in subscriber mode for the whole module, made on first use; ioredis resubscribes after a reconnect. */
   get subscriber(): RedisClient {
     if (!this.subscriberConnection) {
+      if (this.closed) throw new RedisTxError(messages.moduleClosed);
       const { shared } = this;
       const subscriber: RedisClient =
         shared instanceof Cluster ? shared.duplicate() : shared.duplicate();
@@ -97,6 +103,7 @@ export class RedisConnections implements OnModuleInit, OnApplicationShutdown {
   };
 
   async onApplicationShutdown(): Promise<void> {
+    this.closed = true;
     await Promise.all([
       this.watchPool.close(),
       this.transactionConnection?.close(),

@@ -8,6 +8,7 @@ import {
   REDIS_CLIENT,
   RedisTx,
   RedisTxModule,
+  TransactionAbortedError,
   Transactional,
   UnboundInstanceError,
 } from '../../lib/index.js';
@@ -209,6 +210,20 @@ describe('RedisTxModule', () => {
     } finally {
       await connection.close();
     }
+  });
+
+  it('refuses work after app.close() instead of opening a connection nobody closes', async () => {
+    const app = await bootCounter([RedisTxModule.forRoot({ connection: bed.server.url })]);
+    const tx = app.get(RedisTx);
+    await app.close();
+    for (const options of [{}, { watch: ['late'] }]) {
+      const error = await tx
+        .run(() => void tx.multi.incr('late'), options)
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(TransactionAbortedError);
+      expect((error as Error).message).toMatch(/shutting down|connection is closed/);
+    }
+    expect(await observer.exists('late')).toBe(0);
   });
 
   it('leaves no open handle after app.close()', async () => {
