@@ -51,7 +51,11 @@ export const messages = {
     `The connection to Redis failed while working on lock "${key}"; the outcome of that command is unknown. A lease that cannot be renewed ends by itself.`,
   lockLost: (key: string, why: string) =>
     `Lock "${key}" was lost: ${why}. Another holder may be running now; stop the work, and use the fencing token where a stale write must be refused.`,
+  lockUpgrade: (key: string) =>
+    `Lock "${key}" is held for reading in this call chain and cannot be upgraded to writing: take it for writing from the start.`,
   lockShuttingDown: 'RedisTxModule is shutting down: no new lock can be acquired.',
+  watchPoolClosed:
+    'RedisTxModule is shutting down: no new WATCH transaction can start, and nothing was sent.',
   moduleClosed:
     'RedisTxModule has shut down (app.close()): its connections are closed, and no transaction or lock can run on it any more.',
   hookFailed: (kind: string, label: string) =>

@@ -1,4 +1,5 @@
 import { TransactionAbortedError } from '../errors/transaction-aborted.error.js';
+import { messages } from '../redis-tx.messages.js';
 import type { TxConnection } from './tx-connection.js';
 
 interface Waiter {
@@ -54,8 +55,6 @@ export class WatchConnectionPool {
   }
 
   private closedError(): Error {
-    return new TransactionAbortedError(
-      'RedisTxModule is shutting down: no new WATCH transaction can start, and nothing was sent.',
-    );
+    return new TransactionAbortedError(messages.watchPoolClosed);
   }
 }

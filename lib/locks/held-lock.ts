@@ -40,7 +40,7 @@ export class HeldLock implements Lock {
   constructor(
     readonly parts: readonly HeldPart[],
     readonly mode: LockMode | 'semaphore',
-    private readonly scriptMode: ScriptMode,
+    readonly scriptMode: ScriptMode,
     private readonly ttlMs: number,
     private readonly backend: LockBackend,
     leaseStartedAt: number,

@@ -394,10 +394,7 @@ function heldInChain(
   const same = chain.get(`${mode}:${name}`);
   if (same) return same;
   if (mode === 'w' && chain.has(`r:${name}`)) {
-    throw new LockNotAcquiredError(
-      `Lock "${name}" is held for reading in this call chain and cannot be upgraded to writing: take it for writing from the start.`,
-      [name],
-    );
+    throw new LockNotAcquiredError(messages.lockUpgrade(name), [name]);
   }
   return undefined;
 }
@@ -405,10 +402,6 @@ function heldInChain(
 function lockParts(lock: Lock): [string, HeldLock][] {
   const locks = lock instanceof ReentrantLock ? lock.locks : [lock as HeldLock];
   return locks.flatMap((held) =>
-    held.parts.map((part): [string, HeldLock] => [`${modeLetter(held.mode)}:${part.name}`, held]),
+    held.parts.map((part): [string, HeldLock] => [`${held.scriptMode}:${part.name}`, held]),
   );
-}
-
-function modeLetter(mode: Lock['mode']): ScriptMode {
-  return mode === 'semaphore' ? 's' : mode === 'read' ? 'r' : 'w';
 }
