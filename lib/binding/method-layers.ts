@@ -40,13 +40,19 @@ export function addMethodLayer(
     return;
   }
   const layers = [layer];
-  const wrapped: LayeredMethod = async function (this: unknown, ...args: unknown[]) {
-    const runtime = runtimeOf(this, label);
-    const call = async (index: number): Promise<unknown> =>
-      index === layers.length
-        ? current.apply(this, args)
-        : layers[index]!.run(runtime, this, args, () => call(index + 1));
-    return call(0);
+  const wrapped: LayeredMethod = function (this: unknown, ...args: unknown[]) {
+    // No async wrapper here: the outermost layer's promise is returned as it
+    // is, which spares every call the extra turns an async function adds.
+    try {
+      const runtime = runtimeOf(this, label);
+      const call = (index: number): Promise<unknown> =>
+        index === layers.length
+          ? Promise.resolve(current.apply(this, args))
+          : layers[index]!.run(runtime, this, args, () => call(index + 1));
+      return call(0);
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
   };
   wrapped[layersKey] = layers;
   for (const key of Reflect.getOwnMetadataKeys(current)) {

@@ -28,9 +28,11 @@ export class RedisConnections implements OnModuleInit, OnApplicationShutdown {
   readonly watchPool: WatchConnectionPool;
   private transactionConnection?: TxConnection;
   private subscriberConnection?: RedisClient;
-  private readonly duplicate: () => TxConnection;
+  private lockConnection?: TxConnection;
+  private readonly duplicate: (scripts: ResolvedRedisTxOptions['scripts']) => TxConnection;
   private readonly ownsShared: boolean;
-  private readonly commandNames: ReadonlySet<string>;
+  /** Every command `RedisTx.multi` can queue: Redis's own, `call`, and the registered scripts. */
+  readonly commandNames: ReadonlySet<string>;
   private readonly scripts: ResolvedRedisTxOptions['scripts'];
   private closed = false;
 
@@ -40,18 +42,22 @@ export class RedisConnections implements OnModuleInit, OnApplicationShutdown {
     this.scripts = options.scripts;
     this.ownsShared = owned;
     if (owned) this.reportErrors(client, 'shared');
-    this.duplicate = () => {
+    this.duplicate = (scripts) => {
       // A connection opened after shutdown would never be closed.
       if (this.closed) throw new RedisTxError(messages.moduleClosed);
       const redis = duplicateClient(client, {
         autoResendUnfulfilledCommands: false,
         enableOfflineQueue: false,
-        scripts: { ...options.scripts, ...lockScripts },
+        scripts,
       });
       this.reportErrors(redis, 'transaction');
       return new TxConnection(redis);
     };
-    this.watchPool = new WatchConnectionPool(options.transactions.watchConnections, this.duplicate);
+    // The method's own reads run on a WATCH connection (RedisTx.client), so
+    // the user's scripts must be callable there.
+    this.watchPool = new WatchConnectionPool(options.transactions.watchConnections, () =>
+      this.duplicate({ ...options.scripts, ...lockScripts }),
+    );
     this.commandNames = new Set([
       ...client.getBuiltinCommands(),
       'call',
@@ -59,9 +65,19 @@ export class RedisConnections implements OnModuleInit, OnApplicationShutdown {
     ]);
   }
 
-  /** Plain MULTI … EXEC blocks share this one: each is written in one piece, so they never interleave. */
+  /**
+   * Plain MULTI … EXEC blocks share this one: each is written in one piece, so
+   * they never interleave. No script is registered on it: inside MULTI scripts
+   * go out as EVAL, and ioredis copies every registered script onto each
+   * MULTI it builds, a cost paid per transaction for nothing.
+   */
   get transactions(): TxConnection {
-    return (this.transactionConnection ??= this.duplicate());
+    return (this.transactionConnection ??= this.duplicate({}));
+  }
+
+  /** The lock scripts run on this one, which, like the others, never resends a command whose reply was lost. */
+  get locks(): TxConnection {
+    return (this.lockConnection ??= this.duplicate(lockScripts));
   }
 
   /** One connection in subscriber mode for the whole module, made on first use; ioredis resubscribes after a reconnect. */
@@ -107,6 +123,7 @@ export class RedisConnections implements OnModuleInit, OnApplicationShutdown {
     await Promise.all([
       this.watchPool.close(),
       this.transactionConnection?.close(),
+      this.lockConnection?.close(),
       this.subscriberConnection && closeClient(this.subscriberConnection),
     ]);
     if (this.ownsShared) await closeClient(this.shared);

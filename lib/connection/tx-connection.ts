@@ -38,9 +38,17 @@ export class TxConnection {
     return this.redis.status === 'ready';
   }
 
-  /** Waits until commands are written straight to the socket, so nothing sits in an offline queue. */
-  async whenReady(timeoutMs: number, label: string): Promise<void> {
-    if (this.isReady) return;
+  /**
+   * Waits until commands are written straight to the socket, so nothing sits
+   * in an offline queue. Returns undefined when the connection is ready
+   * already, so the common case costs no promise.
+   */
+  whenReady(timeoutMs: number, label: string): Promise<void> | undefined {
+    if (this.isReady) return undefined;
+    return this.nextReadyOrFail(timeoutMs, label);
+  }
+
+  private async nextReadyOrFail(timeoutMs: number, label: string): Promise<void> {
     if (this.redis.status === 'end') {
       throw new TransactionAbortedError(messages.notSent(label, 'its connection is closed'));
     }
@@ -73,8 +81,9 @@ export class TxConnection {
   /** Sends MULTI, the commands and EXEC in one write. Call only when `isReady`. */
   exec(commands: QueuedCommand[], label: string): Promise<ExecReply> {
     const reply = this.redis.multi(commands as unknown as unknown[][]).exec() as Promise<ExecReply>;
-    return this.unlessLost(
-      reply.catch((error: unknown) => Promise.reject(toExecFailure(error, label))),
+    return this.settleUnlessLost(
+      reply,
+      (error) => toExecFailure(error, label),
       () => new TransactionOutcomeUnknownError(messages.outcomeUnknown(label)),
     );
   }
@@ -84,6 +93,14 @@ export class TxConnection {
    * with `lost()`, since with automatic resend off that reply never comes.
    */
   unlessLost<T>(reply: Promise<T>, lost: () => Error): Promise<T> {
+    return this.settleUnlessLost(reply, (error) => error, lost);
+  }
+
+  private settleUnlessLost<T>(
+    reply: Promise<T>,
+    failure: (error: unknown) => unknown,
+    lost: () => Error,
+  ): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const lose = () => reject(lost());
       this.inFlight.add(lose);
@@ -94,7 +111,7 @@ export class TxConnection {
         },
         (error: unknown) => {
           this.inFlight.delete(lose);
-          reject(error);
+          reject(failure(error));
         },
       );
     });

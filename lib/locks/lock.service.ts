@@ -365,7 +365,7 @@ export class LockService implements BeforeApplicationShutdown {
     name: string,
     args: (string | number)[],
   ): Promise<number> {
-    const connection = this.connections.transactions;
+    const connection = this.connections.locks;
     try {
       await connection.whenReady(this.readyTimeoutMs, `lock "${name}"`);
     } catch (error) {

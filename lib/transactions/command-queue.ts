@@ -4,6 +4,12 @@ import { NoActiveTransactionError } from '../errors/no-active-transaction.error.
 import { QueuedCommandAwaitedError } from '../errors/queued-command-awaited.error.js';
 import { messages } from '../redis-tx.messages.js';
 
+const queueOf = Symbol('nestjs-redis-tx.queue');
+
+interface Chain {
+  [queueOf]: CommandQueue;
+}
+
 /**
  * The `RedisTx.multi` of one transaction: it records commands instead of
  * sending them, so nothing leaves the process before EXEC, a failed nested
@@ -16,33 +22,19 @@ export class CommandQueue {
   private last = 'command';
   private closed = false;
 
-  constructor(isCommand: (name: string) => boolean) {
-    const record = new Map<string, (...args: unknown[]) => ChainableCommander>();
-    const chain: ChainableCommander = new Proxy({} as ChainableCommander, {
-      get: (_target, property) => {
-        if (typeof property !== 'string') return undefined;
-        if (property === 'then') return () => this.refuseAwait();
-        if (property === 'exec' || property === 'execBuffer') return () => refuseExec();
-        if (property === 'length') return this.commands.length;
-        if (!isCommand(property)) return undefined;
-        let method = record.get(property);
-        if (!method) {
-          method = (...args: unknown[]) => {
-            if (this.closed) {
-              throw new NoActiveTransactionError(
-                messages.transactionEnded(`RedisTx.multi.${property}`),
-              );
-            }
-            this.commands.push([property, ...args]);
-            this.last = property;
-            return chain;
-          };
-          record.set(property, method);
-        }
-        return method;
-      },
-    });
-    this.chain = chain;
+  /** `recorder` comes from {@link commandRecorder}, made once per module. */
+  constructor(recorder: object) {
+    const chain = Object.create(recorder) as Chain;
+    chain[queueOf] = this;
+    this.chain = chain as unknown as ChainableCommander;
+  }
+
+  record(name: string, args: unknown[]): void {
+    if (this.closed) {
+      throw new NoActiveTransactionError(messages.transactionEnded(`RedisTx.multi.${name}`));
+    }
+    this.commands.push([name, ...args]);
+    this.last = name;
   }
 
   /** After the method has returned, a command recorded by a straggling callback would be lost: refuse it. */
@@ -54,9 +46,42 @@ export class CommandQueue {
     this.commands.length = length;
   }
 
-  private refuseAwait(): never {
+  refuseAwait(): never {
     throw new QueuedCommandAwaitedError(messages.queuedCommandAwaited(this.last));
   }
+}
+
+/**
+ * The prototype of every `RedisTx.multi` chain of one module: a recording
+ * method per command it knows (and its `…Buffer` twin), built once, so that a
+ * transaction costs one small object rather than a Proxy and its closures.
+ * Anything else reads as undefined, as on a chain that lacks the command.
+ */
+export function commandRecorder(commandNames: Iterable<string>): object {
+  const recorder = Object.create(null) as Record<string | symbol, unknown>;
+  for (const command of commandNames) {
+    for (const name of [command, `${command}Buffer`]) {
+      recorder[name] = function (this: Chain, ...args: unknown[]) {
+        this[queueOf].record(name, args);
+        return this;
+      };
+    }
+  }
+  Object.defineProperties(recorder, {
+    then: {
+      value(this: Chain) {
+        this[queueOf].refuseAwait();
+      },
+    },
+    exec: { value: refuseExec },
+    execBuffer: { value: refuseExec },
+    length: {
+      get(this: Chain) {
+        return this[queueOf].commands.length;
+      },
+    },
+  });
+  return recorder;
 }
 
 function refuseExec(): never {

@@ -28,11 +28,12 @@ export class TransactionContext {
     readonly label: string,
     /** What `RedisTx.client` is inside: the WATCH connection, or the shared client. */
     readonly client: RedisClient,
-    isCommand: (name: string) => boolean,
+    /** The module's command recorder, the prototype of `RedisTx.multi`. */
+    recorder: object,
     /** The isolated connection holding the WATCH, and its generation when WATCH was sent. */
     readonly watch?: { connection: TxConnection; generation: number },
   ) {
-    this.queue = new CommandQueue(isCommand);
+    this.queue = new CommandQueue(recorder);
   }
 
   end(): void {

@@ -2,7 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { RedisConnections } from '../connection/redis-connections.js';
-import type { TxConnection } from '../connection/tx-connection.js';
+import type { QueuedCommand, TxConnection } from '../connection/tx-connection.js';
 import { channels } from '../diagnostics/redis-tx.channels.js';
 import { TransactionAbortedError } from '../errors/transaction-aborted.error.js';
 import { NoActiveTransactionError } from '../errors/no-active-transaction.error.js';
@@ -13,6 +13,7 @@ import { REDIS_TX_OPTIONS } from '../module/redis-tx.constants.js';
 import type { ResolvedRedisTxOptions } from '../module/redis-tx.options.js';
 import { messages } from '../redis-tx.messages.js';
 import { backoffDelay } from './backoff.js';
+import { commandRecorder } from './command-queue.js';
 import { TransactionContext } from './transaction.context.js';
 import type { TransactionOptions, TransactionResult } from './transaction.options.js';
 import { resolveWatchKeys } from './transaction-options.validator.js';
@@ -34,10 +35,21 @@ export class TransactionRunner {
   private readonly logger = new Logger('RedisTx');
   private readonly storage = new AsyncLocalStorage<TransactionContext>();
 
+  /** The prototype of every transaction's `RedisTx.multi`, built once. */
+  private readonly recorder: object;
+  /** Registered scripts go out as EVAL inside MULTI; without any, commands go as queued. */
+  private readonly prepareForExec: (commands: QueuedCommand[]) => QueuedCommand[];
+
   constructor(
     private readonly connections: RedisConnections,
     @Inject(REDIS_TX_OPTIONS) private readonly options: ResolvedRedisTxOptions,
-  ) {}
+  ) {
+    this.recorder = commandRecorder(connections.commandNames);
+    this.prepareForExec =
+      Object.keys(options.scripts).length > 0
+        ? (commands) => commands.map(connections.forTransaction)
+        : (commands) => commands;
+  }
 
   /** The transaction of this call chain, unless its method has already returned. */
   get current(): TransactionContext | undefined {
@@ -52,28 +64,40 @@ export class TransactionRunner {
     return context;
   }
 
-  async execute<T>(
+  /**
+   * Not an async function: a transaction's own promise is the one returned,
+   * without the extra turns an async wrapper would add to every call.
+   */
+  execute<T>(
     fn: () => T | Promise<T>,
     options: TransactionOptions,
     args: readonly unknown[],
     label: string,
   ): Promise<TransactionResult<T>> {
-    const active = this.current;
-    const watchKeys = resolveWatchKeys(options.watch, args, label);
-    switch (options.propagation ?? 'required') {
-      case 'never':
-        if (active) throw new TransactionPropagationError(messages.neverInsideTransaction(label));
-        return { value: await fn(), replies: undefined, attempts: 0 };
-      case 'mandatory':
-        if (!active)
-          throw new NoActiveTransactionError(messages.mandatoryWithoutTransaction(label));
-        return this.join(active, fn, watchKeys, label);
-      case 'required':
-        if (active) return this.join(active, fn, watchKeys, label);
-        return this.begin(fn, watchKeys, options.retries, label);
-      case 'requires_new':
-        return this.begin(fn, watchKeys, options.retries, label);
+    try {
+      const active = this.current;
+      const watchKeys = resolveWatchKeys(options.watch, args, label);
+      switch (options.propagation ?? 'required') {
+        case 'never':
+          if (active) throw new TransactionPropagationError(messages.neverInsideTransaction(label));
+          return this.outside(fn);
+        case 'mandatory':
+          if (!active)
+            throw new NoActiveTransactionError(messages.mandatoryWithoutTransaction(label));
+          return this.join(active, fn, watchKeys, label);
+        case 'required':
+          if (active) return this.join(active, fn, watchKeys, label);
+          return this.begin(fn, watchKeys, options.retries, label);
+        case 'requires_new':
+          return this.begin(fn, watchKeys, options.retries, label);
+      }
+    } catch (error) {
+      return Promise.reject(error as Error);
     }
+  }
+
+  private async outside<T>(fn: () => T | Promise<T>): Promise<TransactionResult<T>> {
+    return { value: await fn(), replies: undefined, attempts: 0 };
   }
 
   private async join<T>(
@@ -121,7 +145,7 @@ export class TransactionRunner {
           for (const hook of context.commitHooks) {
             await this.runHook('afterCommit', label, () => hook(outcome.replies));
           }
-          await this.runDroppedWorkHooks(context);
+          if (context.droppedWork.length > 0) await this.runDroppedWorkHooks(context);
           return { value: outcome.value, replies: outcome.replies, attempts: attempt };
         case 'rolled-back':
           await this.rollBack(context, outcome.error, attempt, started);
@@ -147,20 +171,29 @@ export class TransactionRunner {
     }
   }
 
-  /**
-   * One run of the method and its EXEC. The WATCH connection goes back to the
-   * pool before any hook runs, so a hook may start a transaction of its own.
-   */
-  private async attempt<T>(
+  /** One run of the method and its EXEC. */
+  private attempt<T>(
     fn: () => T | Promise<T>,
     watchKeys: readonly string[],
     label: string,
     attempt: number,
   ): Promise<AttemptOutcome<T>> {
-    if (watchKeys.length === 0) {
-      const context = this.newContext(label, this.connections.shared);
-      return this.runAndExec(context, this.connections.transactions, fn, attempt);
-    }
+    if (watchKeys.length > 0) return this.attemptWatched(fn, watchKeys, label, attempt);
+    const context = this.newContext(label, this.connections.shared);
+    return this.runAndExec(context, this.connections.transactions, fn, attempt);
+  }
+
+  /**
+   * One run on a pooled connection that holds the WATCH. The connection goes
+   * back to the pool before any hook runs, so a hook may start a transaction
+   * of its own.
+   */
+  private async attemptWatched<T>(
+    fn: () => T | Promise<T>,
+    watchKeys: readonly string[],
+    label: string,
+    attempt: number,
+  ): Promise<AttemptOutcome<T>> {
     const connection = await this.connections.watchPool.acquire();
     try {
       await connection.whenReady(this.options.transactions.readyTimeoutMs, label);
@@ -201,30 +234,26 @@ export class TransactionRunner {
     }
     let reply;
     try {
-      await connection.whenReady(this.options.transactions.readyTimeoutMs, label);
+      const notReady = connection.whenReady(this.options.transactions.readyTimeoutMs, label);
+      if (notReady) await notReady;
       channels.transactionExec.publish(() => ({ label, attempt, commands: commands.length }));
       context.execSent = true;
-      reply = await connection.exec(commands.map(this.connections.forTransaction), label);
+      reply = await connection.exec(this.prepareForExec(commands), label);
     } catch (error) {
       return error instanceof TransactionAbortedError
         ? { kind: 'rolled-back', context, error }
         : { kind: 'failed', context, error };
     }
     if (reply === null) return { kind: 'conflict', context };
-    const replies = reply.map<CommandReply>(([error, value]) =>
-      error ? { ok: false, error } : { ok: true, value },
-    );
-    const failures = replies.filter((r): r is { ok: false; error: Error } => !r.ok);
-    if (failures.length > 0) {
-      const message = messages.execFailed(
-        label,
-        failures.length,
-        replies.length,
-        failures[0]!.error.message,
-      );
-      return { kind: 'failed', context, error: new TransactionExecError(message, replies) };
+    const values: unknown[] = new Array<unknown>(reply.length);
+    let failures = 0;
+    for (let i = 0; i < reply.length; i++) {
+      const [error, value] = reply[i]!;
+      if (error) failures++;
+      values[i] = value;
     }
-    return { kind: 'committed', context, value, replies: reply.map(([, v]) => v) };
+    if (failures > 0) return { kind: 'failed', context, error: execError(label, reply, failures) };
+    return { kind: 'committed', context, value, replies: values };
   }
 
   private newContext(
@@ -232,7 +261,7 @@ export class TransactionRunner {
     client: TransactionContext['client'],
     watch?: TransactionContext['watch'],
   ): TransactionContext {
-    return new TransactionContext(label, client, this.connections.isCommand, watch);
+    return new TransactionContext(label, client, this.recorder, watch);
   }
 
   /** Drops a WATCH the method left behind; false when the connection's state is uncertain. */
@@ -291,4 +320,14 @@ export class TransactionRunner {
       );
     }
   }
+}
+
+/** Every command's result or error, for a transaction in which some commands failed at EXEC. */
+function execError(label: string, reply: [Error | null, unknown][], failures: number): Error {
+  const replies = reply.map<CommandReply>(([error, value]) =>
+    error ? { ok: false, error } : { ok: true, value },
+  );
+  const first = reply.find(([error]) => error)![0]!;
+  const message = messages.execFailed(label, failures, replies.length, first.message);
+  return new TransactionExecError(message, replies);
 }
