@@ -26,11 +26,16 @@ export type ScriptMode = 'w' | 'r' | 's';
  * A lock this process holds, with its lease watchdog: it renews the lease at a
  * third of its length, and aborts `signal` when renewal finds the lock gone or
  * the lease runs out before a renewal got through (Redis unreachable, process
- * stalled). No timer outlives the lock.
+ * stalled). No timer outlives the lock. Most locks are released long before
+ * their first renewal, so until then only the renewal timer runs (the lease
+ * cannot end before it), and the AbortController is made on first use.
  */
 export class HeldLock implements Lock {
-  readonly fencingTokens: ReadonlyMap<string, number>;
-  private readonly controller = new AbortController();
+  private controller?: AbortController;
+  private fences?: ReadonlyMap<string, number>;
+  private lost = false;
+  private leaseStartedAt: number;
+  private leaseMs: number;
   private renewTimer?: NodeJS.Timeout;
   private leaseTimer?: NodeJS.Timeout;
   private holds = 1;
@@ -45,9 +50,13 @@ export class HeldLock implements Lock {
     private readonly backend: LockBackend,
     leaseStartedAt: number,
   ) {
-    this.fencingTokens = new Map(parts.map((p) => [p.name, p.fence]));
-    this.armLease(leaseStartedAt, ttlMs);
+    this.leaseStartedAt = leaseStartedAt;
+    this.leaseMs = ttlMs;
     this.scheduleRenewal();
+  }
+
+  get fencingTokens(): ReadonlyMap<string, number> {
+    return (this.fences ??= new Map(this.parts.map((p) => [p.name, p.fence])));
   }
 
   get keys(): readonly string[] {
@@ -59,7 +68,7 @@ export class HeldLock implements Lock {
   }
 
   get signal(): AbortSignal {
-    return this.controller.signal;
+    return (this.controller ??= new AbortController()).signal;
   }
 
   /** Another hold in the same call chain (re-entry); the lock is released when the last one is. */
@@ -88,13 +97,13 @@ export class HeldLock implements Lock {
   }
 
   async extend(ttlMs = this.ttlMs): Promise<boolean> {
-    if (this.released || this.signal.aborted) return false;
+    if (this.released || this.lost) return false;
     const started = performance.now();
     const results = await Promise.all(
       this.parts.map((p) => this.backend.extend(p, this.scriptMode, ttlMs)),
     );
     // Released or lost while the renewal was on its way: arm nothing more.
-    if (this.released || this.signal.aborted) return false;
+    if (this.released || this.lost) return false;
     if (!results.every(Boolean)) {
       this.lose(
         messages.lockLost(
@@ -104,7 +113,9 @@ export class HeldLock implements Lock {
       );
       return false;
     }
-    this.armLease(started, ttlMs);
+    this.leaseStartedAt = started;
+    this.leaseMs = ttlMs;
+    this.armLease();
     channels.lockRenew.publish(() => ({
       keys: this.keys,
       durationMs: performance.now() - started,
@@ -120,10 +131,12 @@ export class HeldLock implements Lock {
   private scheduleRenewal(): void {
     this.renewTimer = setTimeout(
       () => {
+        // From the first renewal on, the lease can run out: watch it.
+        this.armLease();
         this.extend()
           .catch(() => undefined) // a failed renewal is retried; the lease timer decides when it is too late
           .finally(() => {
-            if (!this.released && !this.signal.aborted) this.scheduleRenewal();
+            if (!this.released && !this.lost) this.scheduleRenewal();
           });
       },
       Math.max(1, Math.floor(this.ttlMs / 3)),
@@ -132,9 +145,10 @@ export class HeldLock implements Lock {
   }
 
   /** The lease counts from when the renewal was sent, so a slow reply never stretches it. */
-  private armLease(startedAt: number, ttlMs: number): void {
+  private armLease(): void {
     clearTimeout(this.leaseTimer);
-    const remaining = startedAt + ttlMs - performance.now();
+    const ttlMs = this.leaseMs;
+    const remaining = this.leaseStartedAt + ttlMs - performance.now();
     this.leaseTimer = setTimeout(
       () =>
         this.lose(
@@ -149,9 +163,12 @@ export class HeldLock implements Lock {
   }
 
   private lose(message: string): void {
-    if (this.controller.signal.aborted) return;
+    if (this.lost) return;
+    this.lost = true;
     this.stopWatchdog();
     channels.lockLoss.publish(() => ({ keys: this.keys, reason: message }));
-    this.controller.abort(new LockLostError(message, this.keys.join(', ')));
+    (this.controller ??= new AbortController()).abort(
+      new LockLostError(message, this.keys.join(', ')),
+    );
   }
 }
