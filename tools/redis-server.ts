@@ -43,7 +43,8 @@ export function freePort(): Promise<number> {
   });
 }
 
-type Reply = string | number | null | Error | Reply[];
+/** A parsed RESP2 reply; an error reply is an Error value, not a rejection. */
+export type Reply = string | number | null | Error | Reply[];
 
 /** Parses one RESP2 reply starting at `at`: the value and where it ends, or undefined while incomplete. */
 function parseReply(text: string, at: number): [Reply, number] | undefined {
@@ -84,11 +85,11 @@ function parseReply(text: string, at: number): [Reply, number] | undefined {
  * parsed reply. A raw socket rather than a client library, so that the test
  * bed does not depend on the code under test behaving.
  */
-function ask(port: number, command: string): Promise<Reply> {
+export function ask(port: number, command: string, timeoutMs = REPLY_TIMEOUT_MS): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const socket = createConnection({ host: HOST, port });
     let received = '';
-    socket.setTimeout(REPLY_TIMEOUT_MS, () =>
+    socket.setTimeout(timeoutMs, () =>
       socket.destroy(new Error(`${HOST}:${port} did not answer ${command}`)),
     );
     socket.on('error', reject);
@@ -287,6 +288,17 @@ export class RedisServer {
   }
 }
 
+export interface RedisSentinelOptions {
+  /** Defaults to 'mymaster'. */
+  masterName?: string;
+  /** Sentinels that must agree the master is down before a failover. Default 1. */
+  quorum?: number;
+  /** How long the master may stay silent before it counts as down. Default 1 000 ms. */
+  downAfterMs?: number;
+  /** Sentinel's failover-timeout. Default 5 000 ms. */
+  failoverTimeoutMs?: number;
+}
+
 /** A Sentinel monitoring one master, for clients that connect through `sentinels`. */
 export class RedisSentinel {
   readonly host = HOST;
@@ -299,9 +311,10 @@ export class RedisSentinel {
 
   static async start(
     master: RedisServer,
-    options: { masterName?: string } = {},
+    options: RedisSentinelOptions = {},
   ): Promise<RedisSentinel> {
     const masterName = options.masterName ?? 'mymaster';
+    const { quorum = 1, downAfterMs = 1000, failoverTimeoutMs = 5000 } = options;
     const port = await freePort();
     const dir = mkdtempSync(join(tmpdir(), 'redis-tx-sentinel-'));
     // Sentinel insists on a config file it can rewrite, so the setup goes there.
@@ -310,9 +323,9 @@ export class RedisSentinel {
       `port ${port}`,
       `bind ${HOST}`,
       `dir ${dir}`,
-      `sentinel monitor ${masterName} ${master.host} ${master.port} 1`,
-      `sentinel down-after-milliseconds ${masterName} 1000`,
-      `sentinel failover-timeout ${masterName} 5000`,
+      `sentinel monitor ${masterName} ${master.host} ${master.port} ${quorum}`,
+      `sentinel down-after-milliseconds ${masterName} ${downAfterMs}`,
+      `sentinel failover-timeout ${masterName} ${failoverTimeoutMs}`,
     ];
     writeFileSync(config, settings.join('\n') + '\n');
     const proc = await RedisProcess.launch({
