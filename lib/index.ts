@@ -30,6 +30,8 @@ export type {
   LockKey,
   LockMode,
   LockOptions,
+  RedlockConnection,
+  RedlockOptions,
 } from './locks/lock.options.js';
 
 export { channelNames } from './diagnostics/redis-tx.channels.js';

@@ -32,6 +32,10 @@ export const messages = {
     `${label}: ${failed} of ${total} queued commands failed inside EXEC (first: ${firstError}). Redis has no rollback: the other ${total - failed} commands WERE applied. The error's \`replies\` holds every command's result or error.`,
   conflict: (label: string, attempts: number) =>
     `${label}: a watched key changed on each of ${attempts} attempt(s), so nothing was applied. Retry later, raise \`retries\`, or reduce contention on the watched keys.`,
+  crossSlot: (label: string, keys: readonly { key: string; slot: number }[]) =>
+    `${label}: on Redis Cluster a transaction's keys must all live in one hash slot, but ${keys.map((k) => `"${k.key}" is in slot ${k.slot}`).join(', ')}. Nothing was sent. Give the keys a common hash tag, e.g. "{user:42}:balance" and "{user:42}:history": only the part inside { } decides the slot.`,
+  clusterRefusedExec: (label: string, reply: string) =>
+    `${label}: a Redis Cluster node refused the transaction (${reply}), so Redis discarded it and nothing was applied. Its slot moved or the cluster was failing over; try again.`,
   outcomeUnknown: (label: string) =>
     `${label}: the connection to Redis failed after EXEC was sent and before its reply; Redis may or may not have applied the transaction. It was not retried: check the data before trying again.`,
 
@@ -49,8 +53,18 @@ export const messages = {
     `The connection to Redis failed while acquiring lock "${key}"; whatever was taken is being released. Try again.`,
   lockConnectionFailed: (key: string) =>
     `The connection to Redis failed while working on lock "${key}"; the outcome of that command is unknown. A lease that cannot be renewed ends by itself.`,
+  lockPermissionDenied: (key: string, keyPrefix: string, redisSays: string) =>
+    `Redis refused lock "${key}": the connection's Redis user lacks permission (${redisSays}), so nothing was done, and it was not retried. Grant that user the lock keys, the hand-off channel, the scripts and the commands they run: \`ACL SETUSER <user> ~${keyPrefix}* &${keyPrefix}handoff* +evalsha +eval +subscribe +info +exists +get +set +del +incr +pexpire +pttl +time +publish +zadd +zrem +zcard +zcount +zrange +zrangebyscore +zremrangebyscore +zscore\` (on Redis Cluster also +spublish +ssubscribe).`,
+  lockRefused: (key: string, redisSays: string) =>
+    `Redis answered a command on lock "${key}" with an error (${redisSays}); it was not retried. Fix the cause Redis names and try again.`,
   lockLost: (key: string, why: string) =>
     `Lock "${key}" was lost: ${why}. Another holder may be running now; stop the work, and use the fencing token where a stale write must be refused.`,
+  replicaAcksMissing: (key: string, acknowledged: number, needed: number, timeoutMs: number) =>
+    `Lock "${key}" was taken, but only ${acknowledged} of the ${needed} replica(s) that \`replicaAcks\` asks for acknowledged it within ${timeoutMs} ms (WAIT), so it was released at once: a failover to a replica that never saw it could hand the lock to a second holder. Check that the replicas are connected and keeping up (INFO replication), lower \`replicaAcks\`, or raise \`replicaAckTimeoutMs\`.`,
+  replicaAcksUnsupported: (where: string, setup: 'redlock' | 'cluster') =>
+    setup === 'redlock'
+      ? `${where}: \`replicaAcks\` is not available with \`locks.redlock\`: Redlock's safety comes from a majority of independent masters, which should have no replicas. Leave out \`replicaAcks\`, or take these locks through a module instance without \`locks.redlock\`.`
+      : `${where}: \`replicaAcks\` is not available on Redis Cluster: WAIT must run on the connection that took the lock, which the Cluster client does not expose. Leave out \`replicaAcks\` (or set it to 0).`,
   lockUpgrade: (key: string) =>
     `Lock "${key}" is held for reading in this call chain and cannot be upgraded to writing: take it for writing from the start.`,
   lockShuttingDown: 'RedisTxModule is shutting down: no new lock can be acquired.',
@@ -60,6 +74,27 @@ export const messages = {
     'RedisTxModule has shut down (app.close()): its connections are closed, and no transaction or lock can run on it any more.',
   hookFailed: (kind: string, label: string) =>
     `${kind} hook of ${label} failed; the transaction outcome stands.`,
+
+  redlockTooFewMasters: (count: number | undefined, got: unknown) =>
+    `RedisTxModule: option \`locks.redlock.connections\` must list at least 3 independent Redis masters; got ${count === undefined ? describe(got) : `${count}`}. A lock needs a majority of them, and with fewer than 3 the loss of a single master stops every lock. Give 3 or 5 masters on separate machines, or leave out \`locks.redlock\` to lock on \`connection\`.`,
+  redlockMasterExpected:
+    'one Redis master: a redis:// or rediss:// URL, ioredis RedisOptions (Sentinel included) or an ioredis Redis instance, not a Cluster, whose keys are spread over several masters',
+  redlockSameMaster: (option: string, earlier: number) =>
+    `RedisTxModule: option \`${option}\` names the same Redis server as \`locks.redlock.connections[${earlier}]\`. Redlock counts masters, so each must be a separate server: one server listed twice would count twice.`,
+  redlockExclusiveOnly: (option: 'mode' | 'permits', where: string) =>
+    `${where}: option \`${option}\` is not available with \`locks.redlock\`: locks taken by quorum over several masters are exclusive only. Leave out \`mode: 'read'\` and \`permits\`, or take read/write locks and semaphores through a module instance without \`locks.redlock\`.`,
+  redlockNodeNoReply: (node: string, ms: number) =>
+    `Redis master ${node} gave no reply within ${Math.round(ms)} ms.`,
+  redlockNodeDown: (node: string, status: string) =>
+    `Redis master ${node} is not connected (${status}).`,
+  redlockNodeFailed: (node: string, why: string) => `Redis master ${node} failed: ${why}.`,
+  redlockNodeNotHeld: (node: string) =>
+    `Redis master ${node} no longer holds the lock (its key expired or carries another holder's token).`,
+  redlockNoQuorum: (key: string, answered: number, needed: number, total: number, waitMs: number) =>
+    `Lock "${key}" could not be taken: only ${answered} of ${total} Redlock masters answered${waitMs > 0 ? ` within ${waitMs} ms` : ''}, and ${needed} are needed. The error's cause lists each master's failure; bring the masters back, then try again.`,
+  redlockNoMajority: (key: string, what: string, answered: number, needed: number, total: number) =>
+    `Lock "${key}": only ${answered} of ${total} Redlock masters answered ${what}, and ${needed} are needed. The error's cause lists each master's failure.`,
+  redlockNodeCauses: (key: string) => `Redlock masters that failed lock "${key}"`,
 } as const;
 
 function describe(value: unknown): string {

@@ -12,6 +12,7 @@ const documentedExports = [
   'channelNames',
   'RedisTxError',
   'TransactionAbortedError',
+  'TransactionCrossSlotError',
   'TransactionExecError',
   'TransactionConflictError',
   'TransactionOutcomeUnknownError',
@@ -23,6 +24,7 @@ const documentedExports = [
   'LockNotAcquiredError',
   'LockLostError',
   'InvalidLockKeyError',
+  'RedisPermissionError',
 ];
 
 describe('the built package entry', () => {

@@ -1,6 +1,11 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { RedisScript, ResolvedRedisTxOptions } from '../module/redis-tx.options.js';
-import type { RedisClient } from './redis-client.js';
+import {
+  markSentinelDefaultsApplied,
+  tidyFailoverDetectors,
+  withSentinelDefaults,
+  type RedisClient,
+} from './redis-client.js';
 
 /**
  * Clients made here connect only when the module initialises, so a bootstrap
@@ -33,14 +38,13 @@ export function createSharedClient(options: ResolvedRedisTxOptions): SharedClien
     };
   }
   const redisOptions: RedisOptions = connection;
-  return {
-    client: new Redis({
-      ...redisOptions,
-      lazyConnect: true,
-      scripts: { ...redisOptions.scripts, ...scripts },
-    }),
-    owned: true,
-  };
+  const client = new Redis({
+    ...withSentinelDefaults(redisOptions),
+    lazyConnect: true,
+    scripts: { ...redisOptions.scripts, ...scripts },
+  });
+  markSentinelDefaultsApplied(client);
+  return { client: tidyFailoverDetectors(client), owned: true };
 }
 
 function defineScript(client: RedisClient, name: string, script: RedisScript): void {

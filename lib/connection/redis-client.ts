@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { Cluster, Redis } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 
 /** The shared client: a single node (direct or through Sentinel) or a Cluster. */
 export type RedisClient = Redis | Cluster;
@@ -13,16 +13,119 @@ export interface DuplicateOverrides {
   scripts: Record<string, { lua: string; numberOfKeys?: number }>;
 }
 
+/**
+ * What a connection made through Sentinel needs to follow a failover, unless
+ * the user chose otherwise. Sentinel turns the old master into a replica (and
+ * drops its clients) only failover-timeout plus up to 10 s after the switch;
+ * until then a connection left on it keeps writing to a server whose data is
+ * about to be replaced, so a lock taken there would be silently lost. The
+ * failover detector listens for Sentinel's +switch-master and reconnects at
+ * once (at the cost of one pub/sub connection per Sentinel per connection).
+ * A READONLY reply means the connection ended up on a replica some other way
+ * (a demotion Sentinel did not announce): reconnecting asks Sentinel again.
+ */
+export function withSentinelDefaults<T extends RedisOptions>(options: T): T {
+  if (!options.sentinels?.length) return options;
+  return {
+    ...options,
+    failoverDetector: options.failoverDetector ?? true,
+    reconnectOnError: options.reconnectOnError ?? reconnectOnReadOnly,
+  };
+}
+
+/** Clients whose Sentinel options went through withSentinelDefaults here, so their `failoverDetector` is a decision. */
+const sentinelOptionsSettled = new WeakSet<Redis>();
+
+/** A client made by the module from `options`: a later duplicate keeps its `failoverDetector` as it is. */
+export function markSentinelDefaultsApplied(client: Redis): void {
+  sentinelOptionsSettled.add(client);
+}
+
+/**
+ * Options for a connection the module makes as a copy of `client`. ioredis
+ * fills in `failoverDetector: false` on every instance, so on one the user
+ * made, that value cannot be told from a choice; the module's own
+ * connections then get the detector anyway, since locks depend on it.
+ */
+function duplicateOptions(client: Redis): RedisOptions {
+  const { options } = client;
+  if (!options.sentinels?.length) return options;
+  return {
+    ...withSentinelDefaults(options),
+    failoverDetector: sentinelOptionsSettled.has(client) ? options.failoverDetector : true,
+  };
+}
+
+/** 1: reconnect and fail the command; never 2 (resend), which could apply a queued command twice. */
+function reconnectOnReadOnly(error: Error): 1 | false {
+  return error.message.startsWith('READONLY') ? 1 : false;
+}
+
+/**
+ * True once the socket has been ended, by a failover detector or a READONLY
+ * reply, while ioredis still reports 'ready' until it closes: a command sent
+ * then is refused at once, unsent.
+ */
+export function isEnding(client: RedisClient): boolean {
+  if (client instanceof Cluster) return false;
+  const { stream } = client;
+  return stream !== undefined && stream !== null && !stream.writable;
+}
+
+/** The error ioredis rejects a command with when it could not be written (socket ended or not yet open). */
+export function isUnsentError(error: unknown): boolean {
+  return error instanceof Error && error.message.startsWith("Stream isn't writeable");
+}
+
+/** A command that failed because its connection went away, not because Redis refused it. */
+export function isConnectionLostError(error: unknown): boolean {
+  return (
+    isUnsentError(error) || (error instanceof Error && error.message === 'Connection is closed.')
+  );
+}
+
+/** How long a closing connection waits for the reply to QUIT before cutting the socket. */
+const QUIT_GRACE_MS = 2_000;
+
 export function duplicateClient(client: RedisClient, overrides: DuplicateOverrides): RedisClient {
   if (client instanceof Cluster) {
-    const { autoResendUnfulfilledCommands, enableOfflineQueue, scripts } = overrides;
+    const { autoResendUnfulfilledCommands, scripts } = overrides;
     return client.duplicate(undefined, {
-      enableOfflineQueue,
+      // A Cluster opens each node's connection on first use; without its
+      // offline queue every command sent while one is still connecting fails.
+      // Queued commands were never written, so they cannot apply twice.
+      enableOfflineQueue: true,
       scripts,
+      // A node connection that closes fails its commands with "Connection is
+      // closed."; by default the Cluster then resends them elsewhere, EXEC
+      // included. Surface the failure instead: the library decides.
+      retryDelayOnFailover: 0,
       redisOptions: { ...client.options.redisOptions, autoResendUnfulfilledCommands },
     });
   }
-  return client.duplicate({ ...overrides, lazyConnect: false });
+  return duplicateFollowingFailovers(client, { ...overrides, lazyConnect: false });
+}
+
+/** A copy of `client` that, through Sentinel, follows a failover at once (see withSentinelDefaults). */
+export function duplicateFollowingFailovers(client: Redis, overrides: RedisOptions = {}): Redis {
+  return tidyFailoverDetectors(client.duplicate({ ...duplicateOptions(client), ...overrides }));
+}
+
+/**
+ * ioredis disconnects a replaced failover detector's Sentinel connections a
+ * second time, after they have ended; each such call arms a 2 s timer waiting
+ * for a 'close' that already happened, which holds the process open after
+ * shutdown. Forgetting an ended connection's socket makes that call a no-op.
+ */
+export function tidyFailoverDetectors<T extends Redis>(client: T): T {
+  if (!client.options.sentinels?.length || !client.options.failoverDetector) return client;
+  // ioredis makes the detector as the socket connects, before this event.
+  client.on('connect', () => {
+    for (const { client: sentinel } of failoverDetectorOf(client)?.sentinels ?? []) {
+      sentinel.once('end', () => forgetClosedSocket(sentinel));
+    }
+  });
+  return client;
 }
 
 /**
@@ -30,6 +133,12 @@ export function duplicateClient(client: RedisClient, overrides: DuplicateOverrid
  * once its socket is gone; never throws, never hangs on a dead server.
  */
 export async function closeClient(client: RedisClient): Promise<void> {
+  await closeConnection(client);
+  await closeFailoverDetector(client);
+}
+
+/** `polite`: QUIT a ready connection, so that the replies still on their way arrive first. */
+async function closeConnection(client: RedisClient, polite = true): Promise<void> {
   switch (client.status) {
     case 'end':
       return;
@@ -42,9 +151,19 @@ export async function closeClient(client: RedisClient): Promise<void> {
       return;
     case 'ready': {
       const ended = once(client, 'end');
-      // A connection that breaks while quitting closes all the same.
-      await client.quit().catch(() => undefined);
-      await ended;
+      // A socket already ending refuses QUIT unsent, and would then reconnect.
+      if (!polite || isEnding(client)) {
+        client.disconnect();
+        await ended;
+        return;
+      }
+      // Not awaited: a server that never answers would hold QUIT forever,
+      // and endedWithin cuts the socket after the grace period instead. QUIT
+      // refused (the socket ended meanwhile) closes it without.
+      client.quit().catch(() => {
+        if (client.status !== 'end') client.disconnect();
+      });
+      await endedWithin(client, ended, QUIT_GRACE_MS);
       return;
     }
     case 'wait': {
@@ -58,23 +177,52 @@ export async function closeClient(client: RedisClient): Promise<void> {
       // A connection still in its handshake ignores disconnect() and would
       // finish connecting afterwards: let the handshake settle, then close.
       await settled(client);
-      await closeClient(client);
+      await closeConnection(client, polite);
     }
   }
 }
 
+/**
+ * Waits for `ended`; a server that never answers QUIT (frozen, or behind a
+ * half-open connection) gets its socket cut after `graceMs`.
+ */
+async function endedWithin(client: RedisClient, ended: Promise<unknown>, graceMs: number) {
+  let timer: NodeJS.Timeout | undefined;
+  const graceOver = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), graceMs);
+  });
+  try {
+    if ((await Promise.race([ended.then(() => true), graceOver])) !== false) return;
+  } finally {
+    clearTimeout(timer);
+  }
+  client.disconnect();
+  if (!(client instanceof Cluster)) client.stream?.destroy();
+  await ended;
+}
+
 /** Resolves at the next 'ready', 'close' or 'end', whichever comes first. */
 async function settled(client: RedisClient): Promise<void> {
-  const done = new AbortController();
-  try {
-    await Promise.race(
-      ['ready', 'close', 'end'].map((event) =>
-        once(client, event, { signal: done.signal }).catch(() => undefined),
-      ),
-    );
-  } finally {
-    done.abort();
-  }
+  await nextSettling(client);
+}
+
+/**
+ * The next of 'ready', 'close' or 'end' on `client`. Plain listeners rather
+ * than events.once(), which adds an 'error' listener per event and call, so
+ * that many callers waiting at once do not pile listeners up.
+ */
+export function nextSettling(client: RedisClient): Promise<'ready' | 'close' | 'end'> {
+  const events = ['ready', 'close', 'end'] as const;
+  return new Promise((resolve) => {
+    const listeners = events.map((event) => {
+      const listener = () => {
+        events.forEach((other, i) => client.off(other, listeners[i]!));
+        resolve(event);
+      };
+      client.once(event, listener);
+      return listener;
+    });
+  });
 }
 
 /**
@@ -86,4 +234,32 @@ function forgetClosedSocket(client: RedisClient): void {
   const connector = (client as unknown as { connector?: { stream?: { destroyed?: boolean } } })
     .connector;
   if (connector?.stream?.destroyed) connector.stream = undefined;
+}
+
+function failoverDetectorOf(client: RedisClient): FailoverDetectorInternals | undefined {
+  const connector = (
+    client as unknown as { connector?: { failoverDetector?: FailoverDetectorInternals | null } }
+  ).connector;
+  return connector?.failoverDetector ?? undefined;
+}
+
+interface FailoverDetectorInternals {
+  isDisconnected: boolean;
+  sentinels: { client: Redis }[];
+}
+
+/**
+ * QUIT ends a Sentinel connection without telling its connector, so the
+ * failover detector's pub/sub connections to the Sentinels would stay open
+ * and keep the process alive.
+ */
+async function closeFailoverDetector(client: RedisClient): Promise<void> {
+  const detector = failoverDetectorOf(client);
+  if (!detector) return;
+  // Its own message handler must not reconnect the connection being closed.
+  detector.isDisconnected = true;
+  // Only subscribed, so nothing is owed to them; and Sentinel (7.0) rejects QUIT as unknown.
+  await Promise.all(
+    detector.sentinels.map(({ client: sentinel }) => closeConnection(sentinel, false)),
+  );
 }

@@ -11,8 +11,15 @@ import type { ResolvedRedisTxOptions } from '../module/redis-tx.options.js';
 import { RedisTxError } from '../errors/redis-tx.error.js';
 import { lockScripts } from '../locks/lock.scripts.js';
 import { messages } from '../redis-tx.messages.js';
+import { checkSingleSlot } from '../transactions/cluster-slot-check.js';
 import { createSharedClient } from './client.factory.js';
-import { closeClient, duplicateClient, type RedisClient } from './redis-client.js';
+import { ClusterWatchConnections, type PinnedConnection } from './cluster-watch-connections.js';
+import {
+  closeClient,
+  duplicateClient,
+  duplicateFollowingFailovers,
+  type RedisClient,
+} from './redis-client.js';
 import { TxConnection, type QueuedCommand } from './tx-connection.js';
 import { WatchConnectionPool } from './watch-connection.pool.js';
 
@@ -26,6 +33,8 @@ export class RedisConnections implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger('RedisTxModule');
   readonly shared: RedisClient;
   readonly watchPool: WatchConnectionPool;
+  /** On Redis Cluster only: WATCH connections pinned to the master of the watched keys' slot. */
+  readonly clusterWatch?: ClusterWatchConnections;
   private transactionConnection?: TxConnection;
   private subscriberConnection?: RedisClient;
   private lockConnection?: TxConnection;
@@ -34,12 +43,14 @@ export class RedisConnections implements OnModuleInit, OnApplicationShutdown {
   /** Every command `RedisTx.multi` can queue: Redis's own, `call`, and the registered scripts. */
   readonly commandNames: ReadonlySet<string>;
   private readonly scripts: ResolvedRedisTxOptions['scripts'];
+  private readonly readyTimeoutMs: number;
   private closed = false;
 
   constructor(@Inject(REDIS_TX_OPTIONS) options: ResolvedRedisTxOptions) {
     const { client, owned } = createSharedClient(options);
     this.shared = client;
     this.scripts = options.scripts;
+    this.readyTimeoutMs = options.transactions.readyTimeoutMs;
     this.ownsShared = owned;
     if (owned) this.reportErrors(client, 'shared');
     this.duplicate = (scripts) => {
@@ -58,6 +69,14 @@ export class RedisConnections implements OnModuleInit, OnApplicationShutdown {
     this.watchPool = new WatchConnectionPool(options.transactions.watchConnections, () =>
       this.duplicate({ ...options.scripts, ...lockScripts }),
     );
+    if (client instanceof Cluster) {
+      this.clusterWatch = new ClusterWatchConnections(
+        () => this.transactions,
+        options.transactions.watchConnections,
+        options.scripts,
+        (redis) => this.reportErrors(redis, 'WATCH'),
+      );
+    }
     this.commandNames = new Set([
       ...client.getBuiltinCommands(),
       'call',
@@ -85,8 +104,18 @@ export class RedisConnections implements OnModuleInit, OnApplicationShutdown {
     if (!this.subscriberConnection) {
       if (this.closed) throw new RedisTxError(messages.moduleClosed);
       const { shared } = this;
+      // On a Cluster, lock hand-offs use sharded pub/sub: one subscriber per
+      // shard, made by ioredis. Without a keyPrefix: ioredis would prefix
+      // SSUBSCRIBE's channels (not SUBSCRIBE's), but the scripts publish bare names.
+      // Through Sentinel it follows a failover at once, even on a user's instance.
       const subscriber: RedisClient =
-        shared instanceof Cluster ? shared.duplicate() : shared.duplicate();
+        shared instanceof Cluster
+          ? shared.duplicate(undefined, {
+              shardedSubscribers: true,
+              keyPrefix: '',
+              redisOptions: { keyPrefix: '' },
+            })
+          : duplicateFollowingFailovers(shared);
       this.reportErrors(subscriber, 'subscriber');
       this.subscriberConnection = subscriber;
     }
@@ -118,15 +147,49 @@ export class RedisConnections implements OnModuleInit, OnApplicationShutdown {
       : [evalName, script.lua, script.numberOfKeys, ...args];
   };
 
+  /**
+   * On Redis Cluster, the one hash slot of a transaction's watched and queued
+   * keys; throws TransactionCrossSlotError, before anything is sent, when
+   * they span several. Undefined on a single node, or when no key is named.
+   */
+  slotOf(
+    label: string,
+    watchKeys: readonly string[],
+    commands: readonly QueuedCommand[] = [],
+  ): number | undefined {
+    const { shared } = this;
+    if (!(shared instanceof Cluster)) return undefined;
+    const keyPrefix = shared.options.keyPrefix ?? '';
+    return checkSingleSlot(label, watchKeys, commands.map(this.forTransaction), keyPrefix);
+  }
+
+  /** On Redis Cluster, a WATCH connection to the master of the watched keys' slot; refuses keys of several slots. */
+  async pinnedWatch(
+    watchKeys: readonly string[],
+    label: string,
+  ): Promise<PinnedConnection | undefined> {
+    if (!this.clusterWatch) return undefined;
+    const slot = this.slotOf(label, watchKeys)!;
+    return this.clusterWatch.acquire(watchKeys, slot, this.readyTimeoutMs, label);
+  }
+
+  /** The keys a WATCH transaction on `connection` watches (on a Cluster), so its queued keys are checked against them. */
+  watchedOn(connection: TxConnection): readonly string[] {
+    return this.clusterWatch?.watchedOn(connection) ?? [];
+  }
+
   async onApplicationShutdown(): Promise<void> {
     this.closed = true;
     await Promise.all([
       this.watchPool.close(),
+      this.clusterWatch?.close(),
       this.transactionConnection?.close(),
       this.lockConnection?.close(),
       this.subscriberConnection && closeClient(this.subscriberConnection),
+      // Together with the others, so that a server that does not answer
+      // costs one QUIT grace period at shutdown, not two.
+      this.ownsShared && closeClient(this.shared),
     ]);
-    if (this.ownsShared) await closeClient(this.shared);
   }
 
   /** ioredis prints unhandled 'error' events itself; route them through Nest's logger, once per distinct message. */

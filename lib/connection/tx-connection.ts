@@ -2,7 +2,8 @@ import { once } from 'node:events';
 import { TransactionAbortedError } from '../errors/transaction-aborted.error.js';
 import { TransactionOutcomeUnknownError } from '../errors/transaction-outcome-unknown.error.js';
 import { messages } from '../redis-tx.messages.js';
-import { closeClient, type RedisClient } from './redis-client.js';
+import { clusterRedirect } from './cluster-redirect.js';
+import { closeClient, isEnding, isUnsentError, type RedisClient } from './redis-client.js';
 
 /** A queued command: its name (a Redis command or a registered script) and its arguments. */
 export type QueuedCommand = [name: string, ...args: unknown[]];
@@ -34,8 +35,14 @@ export class TxConnection {
     return this.closes;
   }
 
+  /** Whether the connection has dropped, or is dropping, since `generation`: a WATCH taken then is gone. */
+  lostSince(generation: number): boolean {
+    return this.closes !== generation || !this.isReady;
+  }
+
+  /** Ready, and its socket not already ending (ioredis says 'ready' until the socket has closed). */
   get isReady(): boolean {
-    return this.redis.status === 'ready';
+    return this.redis.status === 'ready' && !isEnding(this.redis);
   }
 
   /**
@@ -63,18 +70,21 @@ export class TxConnection {
     }
   }
 
-  /** True once the connection is ready, false when `timeoutMs` passes first. */
+  /** True once the connection is ready, false when it ends (it will not reconnect) or `timeoutMs` passes first. */
   private async nextReady(timeoutMs: number): Promise<boolean> {
     if (this.redis.status === 'wait') this.redis.connect().catch(() => undefined);
     const gaveUp = new AbortController();
     const timer = setTimeout(() => gaveUp.abort(), timeoutMs);
     try {
-      await once(this.redis, 'ready', { signal: gaveUp.signal });
-      return true;
+      return await Promise.race([
+        once(this.redis, 'ready', { signal: gaveUp.signal }).then(() => true),
+        once(this.redis, 'end', { signal: gaveUp.signal }).then(() => false),
+      ]);
     } catch {
       return false;
     } finally {
       clearTimeout(timer);
+      gaveUp.abort();
     }
   }
 
@@ -123,11 +133,29 @@ export class TxConnection {
 }
 
 function toExecFailure(error: unknown, label: string): Error {
-  if (error instanceof Error && error.message.startsWith('EXECABORT')) {
-    const causes = (error as Error & { previousErrors?: Error[] }).previousErrors ?? [];
-    return new TransactionAbortedError(messages.execAborted(label, causes), causes, {
+  if (isUnsentError(error)) {
+    // Refused before a byte was written: the socket had just been ended.
+    return new TransactionAbortedError(messages.notSent(label, 'its connection was closing'), [], {
       cause: error,
     });
+  }
+  if (error instanceof Error && error.message.startsWith('EXECABORT')) {
+    const causes = (error as Error & { previousErrors?: Error[] }).previousErrors ?? [];
+    const moved = causes.find((cause) => clusterRedirect(cause));
+    // A queued command sent to a node that no longer serves its slot: not a fault of the command.
+    const message = moved
+      ? messages.clusterRefusedExec(label, moved.message)
+      : messages.execAborted(label, causes);
+    return new TransactionAbortedError(message, causes, { cause: error });
+  }
+  if (clusterRedirect(error)) {
+    // A Cluster node refused EXEC itself (the slot moved, or the cluster is
+    // down): Redis discards the transaction then, so nothing was applied.
+    return new TransactionAbortedError(
+      messages.clusterRefusedExec(label, (error as Error).message),
+      [],
+      { cause: error },
+    );
   }
   // The reply was an error we cannot attribute to a queued command; what
   // reached Redis is unknown, so say so rather than guess.

@@ -17,6 +17,8 @@ export class WatchConnectionPool {
   private readonly waiters: Waiter[] = [];
   private created = 0;
   private closed = false;
+  /** Connections dropped from the pool and still closing: shutdown waits for them too. */
+  private readonly closing = new Set<Promise<void>>();
 
   constructor(
     private readonly size: number,
@@ -38,7 +40,7 @@ export class WatchConnectionPool {
   release(connection: TxConnection, reusable: boolean): void {
     if (!reusable || this.closed) {
       this.created--;
-      void connection.close();
+      this.closeDropped(connection);
       if (this.closed || this.waiters.length === 0) return;
       this.created++;
       connection = this.create();
@@ -51,7 +53,15 @@ export class WatchConnectionPool {
   async close(): Promise<void> {
     this.closed = true;
     for (const waiter of this.waiters.splice(0)) waiter.reject(this.closedError());
-    await Promise.all(this.idle.splice(0).map((connection) => connection.close()));
+    await Promise.all([
+      ...this.idle.splice(0).map((connection) => connection.close()),
+      ...this.closing,
+    ]);
+  }
+
+  private closeDropped(connection: TxConnection): void {
+    const closed = connection.close().finally(() => this.closing.delete(closed));
+    this.closing.add(closed);
   }
 
   private closedError(): Error {

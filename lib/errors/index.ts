@@ -1,5 +1,6 @@
 export * from './redis-tx.error.js';
 export * from './transaction-aborted.error.js';
+export * from './transaction-cross-slot.error.js';
 export * from './transaction-exec.error.js';
 export * from './transaction-conflict.error.js';
 export * from './transaction-outcome-unknown.error.js';
@@ -11,3 +12,4 @@ export * from './unbound-instance.error.js';
 export * from './lock-not-acquired.error.js';
 export * from './lock-lost.error.js';
 export * from './invalid-lock-key.error.js';
+export * from './redis-permission.error.js';

@@ -1,6 +1,7 @@
 import { channels } from '../diagnostics/redis-tx.channels.js';
 import { LockLostError } from '../errors/lock-lost.error.js';
 import { messages } from '../redis-tx.messages.js';
+import { checkLockOptions } from './lock-options.validator.js';
 import type { Lock } from './lock.js';
 import type { LockRedisKeys } from './lock-keys.js';
 import type { LockMode } from './lock.options.js';
@@ -97,20 +98,23 @@ export class HeldLock implements Lock {
   }
 
   async extend(ttlMs = this.ttlMs): Promise<boolean> {
+    // A lease of 0 or less would make Redis delete the key: refuse before any I/O.
+    checkLockOptions({ ttlMs }, 'Lock.extend()');
     if (this.released || this.lost) return false;
     const started = performance.now();
     const results = await Promise.all(
       this.parts.map((p) => this.backend.extend(p, this.scriptMode, ttlMs)),
     );
     // Released or lost while the renewal was on its way: arm nothing more.
-    if (this.released || this.lost) return false;
-    if (!results.every(Boolean)) {
+    if (this.released) return false;
+    if (this.lost || !results.every(Boolean)) {
       this.lose(
         messages.lockLost(
           this.keys.join(', '),
           'its lease had ended and another holder may have taken it',
         ),
       );
+      this.freeRenewed(results);
       return false;
     }
     this.leaseStartedAt = started;
@@ -121,6 +125,17 @@ export class HeldLock implements Lock {
       durationMs: performance.now() - started,
     }));
     return true;
+  }
+
+  /**
+   * A renewal that got through after the lock was declared lost (it was held
+   * up past the lease) gave a whole new lease to a holder that has stopped:
+   * free those keys now rather than leave them taken for another `ttlMs`.
+   */
+  private freeRenewed(results: readonly boolean[]): void {
+    this.parts.forEach((part, i) => {
+      if (results[i]) void this.backend.release(part, this.scriptMode).catch(() => false);
+    });
   }
 
   private stopWatchdog(): void {

@@ -1,6 +1,9 @@
 import { InvalidLockKeyError } from '../errors/invalid-lock-key.error.js';
 import { messages } from '../redis-tx.messages.js';
 
+/** Half of a surrogate pair on its own: not text, so UTF-8 cannot carry it and replaces it. */
+const loneSurrogate = /\p{Cs}/u;
+
 /** What a template literal makes of a missing argument or an object: `order:undefined`, `[object Object]`. */
 const accidentalValue = /\[object \w+\]|(?:^|\W)(?:undefined|null|NaN)(?:\W|$)/;
 
@@ -19,6 +22,15 @@ export function checkLockNames(raw: unknown, maxLength: number, label: string): 
     }
     if (name.trim() === '')
       throw new InvalidLockKeyError(messages.invalidLockKey(label, name, 'is empty'));
+    if (loneSurrogate.test(name)) {
+      throw new InvalidLockKeyError(
+        messages.invalidLockKey(
+          label,
+          name,
+          'contains a lone UTF-16 surrogate, which Redis would store as U+FFFD and so confuse with other keys',
+        ),
+      );
+    }
     if (accidentalValue.test(name)) {
       throw new InvalidLockKeyError(
         messages.invalidLockKey(
@@ -56,7 +68,7 @@ export interface LockRedisKeys {
 }
 
 export function lockRedisKeys(prefix: string, name: string): LockRedisKeys {
-  const base = `${prefix}{${name}}`;
+  const base = `${prefix}{${hashTagOf(name)}}`;
   return {
     writer: base,
     readers: `${base}:r`,
@@ -64,4 +76,15 @@ export function lockRedisKeys(prefix: string, name: string): LockRedisKeys {
     queue: `${base}:q`,
     waiterLeases: `${base}:qx`,
   };
+}
+
+/**
+ * Redis Cluster hashes the text between the first `{` and the next `}`, and
+ * the whole key when that text is empty. A name starting with `}` would leave
+ * it empty, scattering one lock's keys over several slots, so such a name
+ * (and, to keep the mapping one-to-one, one starting with a backslash) gets
+ * a leading backslash. Every other name is used as it is.
+ */
+function hashTagOf(name: string): string {
+  return name.startsWith('}') || name.startsWith('\\') ? `\\${name}` : name;
 }

@@ -7,7 +7,8 @@ export function checkLockOptions(
   options: LockedOptions & { signal?: unknown },
   where: string,
 ): void {
-  const { ttlMs, waitMs, mode, permits, onBusy, signal } = options;
+  const { ttlMs, waitMs, mode, permits, onBusy, signal, replicaAcks, replicaAckTimeoutMs } =
+    options;
   const whole = (name: string, value: unknown, min: number) => {
     if (
       value !== undefined &&
@@ -19,6 +20,8 @@ export function checkLockOptions(
   whole('ttlMs', ttlMs, 1);
   whole('waitMs', waitMs, 0);
   whole('permits', permits, 1);
+  whole('replicaAcks', replicaAcks, 0);
+  whole('replicaAckTimeoutMs', replicaAckTimeoutMs, 1);
   if (mode !== undefined && mode !== 'read' && mode !== 'write')
     invalid(where, 'mode', "'read' or 'write'", mode);
   if (mode !== undefined && permits !== undefined) {

@@ -1,3 +1,5 @@
+import type { Redis, RedisOptions } from 'ioredis';
+
 /** `'write'` (the default) is exclusive; `'read'` is shared by readers and excludes writers. */
 export type LockMode = 'read' | 'write';
 
@@ -11,6 +13,14 @@ export interface LockOptions {
   permits?: number;
   /** Cancels the wait. */
   signal?: AbortSignal;
+  /**
+   * Replicas that must acknowledge the lock (Redis WAIT) before it is
+   * returned; when fewer do within `replicaAckTimeoutMs`, it is released and
+   * LockNotAcquiredError thrown. 0 (the default) waits for none.
+   */
+  replicaAcks?: number;
+  /** How long to wait for those acknowledgements. 100 ms. */
+  replicaAckTimeoutMs?: number;
 }
 
 export interface LockedOptions extends Omit<LockOptions, 'signal'> {
@@ -32,4 +42,20 @@ export interface LockDefaults {
   maxKeyLength?: number;
   /** A waiter also re-checks this often, in case a wake-up message is lost. 1 000 ms. */
   pollMs?: number;
+  /** Default `replicaAcks` of every lock (not available with `redlock` or Redis Cluster). 0. */
+  replicaAcks?: number;
+  /** Default `replicaAckTimeoutMs`. 100 ms. */
+  replicaAckTimeoutMs?: number;
+  /** Take every lock of this module by quorum over these independent masters (Redlock) instead of on `connection`. */
+  redlock?: RedlockOptions;
+}
+
+/** One Redlock master: a URL, ioredis options (Sentinel included), or a Redis instance the module uses but never closes. */
+export type RedlockConnection = string | RedisOptions | Redis;
+
+export interface RedlockOptions {
+  /** At least 3 independent masters (no replicas of one another, no Cluster); a lock needs a majority of them. */
+  connections: RedlockConnection[];
+  /** Share of the lease set aside for clocks that run at different speeds on the masters and here. 0.01. */
+  clockDriftFactor?: number;
 }

@@ -30,7 +30,7 @@ end`;
  * ".<mode>.<ttlMs>", which is how the script knows what the head wants.
  */
 const handOff = `
-local function handOff(writer, readers, queue, leases, fence, channel, now)
+local function handOff(writer, readers, queue, leases, fence, channel, publish, now)
   local gone = redis.call('ZRANGEBYSCORE', leases, '-inf', now)
   if #gone > 0 then
     redis.call('ZREM', queue, unpack(gone))
@@ -45,22 +45,22 @@ local function handOff(writer, readers, queue, leases, fence, channel, now)
     redis.call('SET', writer, head .. ' ' .. granted, 'PX', tonumber(headTtl))
     redis.call('ZREM', queue, head)
     redis.call('ZREM', leases, head)
-    redis.call('PUBLISH', channel, head .. ' ' .. granted)
+    redis.call(publish, channel, head .. ' ' .. granted)
   else
-    redis.call('PUBLISH', channel, head)
+    redis.call(publish, channel, head)
   end
 end`;
 
 /**
  * KEYS: writer, readers, permits, queue, waiterLeases, fence.
- * ARGV: token, ttlMs, mode (w|r|s), permits, enqueue (1|0), waiterLeaseMs, channel.
+ * ARGV: token, ttlMs, mode (w|r|s), permits, enqueue (1|0), waiterLeaseMs, channel, publish command.
  * Returns the fencing token when acquired, 0 when busy. Waiters are served in
  * arrival order: a free lock goes to the head of the line, never to a newcomer.
  */
 const acquire = `
 local writer, readers, permits, queue, leases, fence = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local token, ttl, mode, limit = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
-local enqueue, waiterLease, channel = ARGV[5] == '1', tonumber(ARGV[6]), ARGV[7]
+local enqueue, waiterLease, channel, publish = ARGV[5] == '1', tonumber(ARGV[6]), ARGV[7], ARGV[8]
 ${ownsWriter}
 -- The common case, a free lock with no readers and nobody in line, costs three calls.
 if mode == 'w' and redis.call('EXISTS', queue, readers) == 0 then
@@ -104,7 +104,7 @@ if free and (head == nil or head == token) then
     if redis.call('PTTL', holders) < ttl then redis.call('PEXPIRE', holders, ttl) end
     -- A reader or a permit leaves room: the next in line may go too.
     local nextHead = redis.call('ZRANGE', queue, 0, 0)[1]
-    if nextHead then redis.call('PUBLISH', channel, nextHead) end
+    if nextHead then redis.call(publish, channel, nextHead) end
   end
   return redis.call('INCR', fence)
 end
@@ -120,12 +120,12 @@ end
 return 0`;
 
 /**
- * KEYS: writer, readers, permits, queue, waiterLeases, fence. ARGV: token, mode, channel.
+ * KEYS: writer, readers, permits, queue, waiterLeases, fence. ARGV: token, mode, channel, publish command.
  * Returns 1 when this token held the lock and released it, 0 otherwise; then
  * hands the lock to the next in line, or wakes it.
  */
 const release = `
-local token, mode, channel = ARGV[1], ARGV[2], ARGV[3]
+local token, mode, channel, publish = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 ${ownsWriter}
 ${handOff}
 local released = 0
@@ -139,7 +139,7 @@ end
 -- Only when someone is in line is there anyone to hand over to.
 if released == 1 and redis.call('EXISTS', KEYS[4]) == 1 then
   ${now}
-  handOff(KEYS[1], KEYS[2], KEYS[4], KEYS[5], KEYS[6], channel, now)
+  handOff(KEYS[1], KEYS[2], KEYS[4], KEYS[5], KEYS[6], channel, publish, now)
 end
 return released`;
 
@@ -164,12 +164,12 @@ if redis.call('PTTL', holders) < ttl then redis.call('PEXPIRE', holders, ttl) en
 return 1`;
 
 /**
- * KEYS: writer, readers, queue, waiterLeases, fence. ARGV: token, channel.
+ * KEYS: writer, readers, queue, waiterLeases, fence. ARGV: token, channel, publish command.
  * A waiter that gives up leaves the line; if the lock was handed to it in the
  * meantime, or it was first in line, the lock goes on to the next one.
  */
 const leave = `
-local token, channel = ARGV[1], ARGV[2]
+local token, channel, publish = ARGV[1], ARGV[2], ARGV[3]
 ${ownsWriter}
 ${handOff}
 local wasHead = redis.call('ZRANGE', KEYS[3], 0, 0)[1] == token
@@ -179,7 +179,7 @@ local granted = ownsWriter(redis.call('GET', KEYS[1]), token)
 if granted then redis.call('DEL', KEYS[1]) end
 if wasHead or granted then
   ${now}
-  handOff(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], channel, now)
+  handOff(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], channel, publish, now)
 end
 return 1`;
 

@@ -1,39 +1,82 @@
 import { once } from 'node:events';
+import type { Cluster } from 'ioredis';
 import type { RedisConnections } from '../connection/redis-connections.js';
 
 /** Why a wait ended: the lock was handed over (with its fencing token), a release woke it to try, the poll timer, or the signal. */
 export type Wake =
   { reason: 'granted'; fence: number } | { reason: 'release' | 'poll' | 'aborted' };
 
+/** One channel's subscription, shared by every waiter on locks of its slot. */
+export interface Subscription {
+  holders: number;
+  ready: Promise<void>;
+  isReady: boolean;
+}
+
 /**
  * Wakes waiters when the lock they wait for is handed to them. A release
- * publishes the token of the next waiter in line on one channel (with the
- * fencing token when it handed the lock over); this single subscription
- * serves every waiter of the module, so a wake-up costs no command and wakes
- * no one else.
+ * publishes the token of the next waiter in line (with the fencing token
+ * when it handed the lock over); one subscriber connection serves every
+ * waiter of the module, so a wake-up costs no command and wakes no one else.
+ *
+ * On one node there is a single channel, subscribed on the first wait and
+ * kept. On Redis Cluster each hash slot has its own channel, published with
+ * SPUBLISH so that only the shard owning the slot carries the message, and
+ * subscribed with SSUBSCRIBE only while someone waits on a lock of that slot.
+ * An acquisition that finds the lock free subscribes to nothing.
  */
 export class ReleaseListener {
   private readonly waiters = new Map<string, (fence: number | undefined) => void>();
-  private subscribed?: Promise<void>;
+  private readonly subscriptions = new Map<string, Subscription>();
+  private listening = false;
 
   constructor(
     private readonly connections: RedisConnections,
-    readonly channel: string,
+    private readonly sharded: boolean,
   ) {}
 
-  /** Resolves once subscribed, so that no hand-off published after it can be missed. */
-  start(): Promise<void> {
-    this.subscribed ??= (async () => {
-      const subscriber = this.connections.subscriber;
-      // The message is the waiter's token, followed by its fencing token when the lock was handed over.
-      subscriber.on('message', (channel: string, message: string) => {
-        if (channel !== this.channel) return;
-        const [token, fence] = message.split(' ');
-        this.waiters.get(token!)?.(fence === undefined ? undefined : Number(fence));
+  /** The subscription to `channel` if it is in place now: a message published from here on arrives. */
+  established(channel: string): Subscription | undefined {
+    const subscription = this.subscriptions.get(channel);
+    return subscription?.isReady ? subscription : undefined;
+  }
+
+  /**
+   * Resolves once `channel` is subscribed, so that no hand-off published
+   * after it can be missed, with that subscription and the function to call
+   * when done waiting.
+   */
+  async hold(channel: string): Promise<{ subscription: Subscription; stop: () => void }> {
+    this.listen();
+    let subscription = this.subscriptions.get(channel);
+    if (!subscription) {
+      const created: Subscription = { holders: 0, isReady: false, ready: Promise.resolve() };
+      created.ready = this.subscribe(channel).then(() => {
+        created.isReady = true;
       });
-      await subscriber.subscribe(this.channel);
-    })();
-    return this.subscribed;
+      subscription = created;
+      this.subscriptions.set(channel, subscription);
+    }
+    subscription.holders++;
+    const held = subscription;
+    let returned = false;
+    const giveBack = () => {
+      if (returned) return;
+      returned = true;
+      if (--held.holders > 0 || !this.sharded) return;
+      this.subscriptions.delete(channel);
+      this.unsubscribe(channel);
+    };
+    try {
+      await held.ready;
+    } catch (error) {
+      // Not subscribed: the next waiter tries again rather than inherit the failure.
+      returned = true;
+      held.holders--;
+      if (this.subscriptions.get(channel) === held) this.subscriptions.delete(channel);
+      throw error;
+    }
+    return { subscription: held, stop: giveBack };
   }
 
   /** Waits until the token is called, `pollMs` passes (the fallback for a lost message), or the signal aborts. */
@@ -61,5 +104,28 @@ export class ReleaseListener {
       clearTimeout(timer);
       gaveUp.abort();
     }
+  }
+
+  private listen(): void {
+    if (this.listening) return;
+    this.listening = true;
+    // The message is the waiter's token, followed by its fencing token when the lock was handed over.
+    const onMessage = (channel: string, message: string) => {
+      if (!this.subscriptions.has(channel)) return;
+      const [token, fence] = message.split(' ');
+      this.waiters.get(token!)?.(fence === undefined ? undefined : Number(fence));
+    };
+    this.connections.subscriber.on(this.sharded ? 'smessage' : 'message', onMessage);
+  }
+
+  private async subscribe(channel: string): Promise<void> {
+    const subscriber = this.connections.subscriber;
+    if (this.sharded) await (subscriber as Cluster).ssubscribe(channel);
+    else await subscriber.subscribe(channel);
+  }
+
+  private unsubscribe(channel: string): void {
+    // A failed unsubscribe leaves a quiet channel subscribed: harmless.
+    (this.connections.subscriber as Cluster).sunsubscribe(channel).catch(() => undefined);
   }
 }

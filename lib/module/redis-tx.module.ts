@@ -5,6 +5,8 @@ import { RedisConnections } from '../connection/redis-connections.js';
 import { InvalidOptionsError } from '../errors/invalid-options.error.js';
 import { messages } from '../redis-tx.messages.js';
 import { LockService } from '../locks/lock.service.js';
+import { RedlockLocks } from '../locks/redlock/redlock.locks.js';
+import { RedlockNodes } from '../locks/redlock/redlock.nodes.js';
 import { RedisTx } from '../transactions/redis-tx.service.js';
 import { TransactionRunner } from '../transactions/transaction.runner.js';
 import { REDIS_CLIENT, REDIS_TX_OPTIONS } from './redis-tx.constants.js';
@@ -60,6 +62,8 @@ export class RedisTxModule {
         },
         TransactionRunner,
         RedisTx,
+        RedlockNodes,
+        RedlockLocks,
         LockService,
         RedisTxExplorer,
       ],

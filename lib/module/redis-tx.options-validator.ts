@@ -1,6 +1,6 @@
 import { Cluster, Redis } from 'ioredis';
 import { InvalidOptionsError } from '../errors/invalid-options.error.js';
-import type { LockDefaults } from '../locks/lock.options.js';
+import type { LockDefaults, RedlockConnection, RedlockOptions } from '../locks/lock.options.js';
 import { messages } from '../redis-tx.messages.js';
 import type {
   ClusterConnection,
@@ -16,7 +16,15 @@ const defaults: Omit<ResolvedRedisTxOptions, 'connection'> = {
     watchConnections: 16,
     readyTimeoutMs: 10_000,
   },
-  locks: { ttlMs: 30_000, waitMs: 5_000, keyPrefix: 'lock:', maxKeyLength: 512, pollMs: 1_000 },
+  locks: {
+    ttlMs: 30_000,
+    waitMs: 5_000,
+    keyPrefix: 'lock:',
+    maxKeyLength: 512,
+    pollMs: 1_000,
+    replicaAcks: 0,
+    replicaAckTimeoutMs: 100,
+  },
   scripts: {},
 };
 
@@ -62,7 +70,7 @@ export function resolveModuleOptions(raw: unknown): ResolvedRedisTxOptions {
         ),
       },
     },
-    locks: checkLocks(options.locks),
+    locks: checkLocks(options.locks, options.connection),
     scripts: checkScripts(options.scripts),
   };
   return resolved;
@@ -80,7 +88,7 @@ function checkConnection(connection: unknown): void {
       fail(
         'connection',
         `${messages.connectionExpected} (a URL starts with redis:// or rediss://)`,
-        connection,
+        withoutCredentials(connection),
       );
     }
     return;
@@ -95,7 +103,7 @@ function checkConnection(connection: unknown): void {
   }
 }
 
-function checkLocks(raw: unknown): ResolvedRedisTxOptions['locks'] {
+function checkLocks(raw: unknown, connection: unknown): ResolvedRedisTxOptions['locks'] {
   const locks: LockDefaults = raw ?? {};
   if (!isRecord(locks)) fail('locks', 'an object', locks);
   const d = defaults.locks;
@@ -110,7 +118,106 @@ function checkLocks(raw: unknown): ResolvedRedisTxOptions['locks'] {
     keyPrefix,
     maxKeyLength: integer('locks.maxKeyLength', locks.maxKeyLength, d.maxKeyLength, 1),
     pollMs: integer('locks.pollMs', locks.pollMs, d.pollMs, 1),
+    replicaAcks: checkReplicaAcks(locks, connection),
+    replicaAckTimeoutMs: integer(
+      'locks.replicaAckTimeoutMs',
+      locks.replicaAckTimeoutMs,
+      d.replicaAckTimeoutMs,
+      1,
+    ),
+    ...(locks.redlock === undefined ? {} : { redlock: checkRedlock(locks.redlock) }),
   };
+}
+
+/** WAIT needs the lock's own connection to its master: not available by quorum (Redlock) or through a Cluster client. */
+function checkReplicaAcks(locks: LockDefaults, connection: unknown): number {
+  const replicaAcks = integer(
+    'locks.replicaAcks',
+    locks.replicaAcks,
+    defaults.locks.replicaAcks,
+    0,
+  );
+  if (replicaAcks === 0) return 0;
+  const setup =
+    locks.redlock !== undefined
+      ? 'redlock'
+      : connection instanceof Cluster || (isRecord(connection) && 'cluster' in connection)
+        ? 'cluster'
+        : undefined;
+  if (setup) {
+    throw new InvalidOptionsError(
+      'locks.replicaAcks',
+      messages.replicaAcksUnsupported('RedisTxModule: option `locks.replicaAcks`', setup),
+    );
+  }
+  return replicaAcks;
+}
+
+/** Redlock's safety rests on a majority of independent masters: each entry must be one master, and a different one. */
+function checkRedlock(raw: unknown): NonNullable<ResolvedRedisTxOptions['locks']['redlock']> {
+  if (!isRecord(raw)) fail('locks.redlock', 'an object: { connections, clockDriftFactor? }', raw);
+  const { connections, clockDriftFactor = 0.01 } = raw as Partial<RedlockOptions>;
+  if (!Array.isArray(connections) || connections.length < 3) {
+    const count = Array.isArray(connections) ? connections.length : undefined;
+    throw new InvalidOptionsError(
+      'locks.redlock.connections',
+      messages.redlockTooFewMasters(count, connections),
+    );
+  }
+  const seen = new Map<unknown, number>();
+  connections.forEach((connection: unknown, index) => {
+    const option = `locks.redlock.connections[${index}]`;
+    // A Redis instance has a `cluster` method, so only a plain object is a cluster description.
+    const describesCluster =
+      isRecord(connection) && !(connection instanceof Redis) && 'cluster' in connection;
+    if (connection instanceof Cluster || describesCluster) {
+      fail(option, messages.redlockMasterExpected, connection);
+    }
+    if (typeof connection === 'string' && !/^rediss?:\/\/./.test(connection)) {
+      fail(
+        option,
+        `${messages.redlockMasterExpected} (a URL starts with redis:// or rediss://)`,
+        withoutCredentials(connection),
+      );
+    }
+    if (typeof connection !== 'string' && !isRecord(connection) && !(connection instanceof Redis)) {
+      fail(option, messages.redlockMasterExpected, connection);
+    }
+    const address = masterAddress(connection as RedlockConnection);
+    const earlier = seen.get(address);
+    if (earlier !== undefined) {
+      throw new InvalidOptionsError(option, messages.redlockSameMaster(option, earlier));
+    }
+    seen.set(address, index);
+  });
+  if (
+    typeof clockDriftFactor !== 'number' ||
+    !Number.isFinite(clockDriftFactor) ||
+    clockDriftFactor < 0 ||
+    clockDriftFactor >= 0.5
+  ) {
+    fail(
+      'locks.redlock.clockDriftFactor',
+      'a number ≥ 0 and below 0.5, such as 0.01',
+      clockDriftFactor,
+    );
+  }
+  return { connections: connections as RedlockConnection[], clockDriftFactor };
+}
+
+/** What tells two masters apart: host and port where known (two databases of one server are one master), else the entry itself. */
+function masterAddress(connection: RedlockConnection): unknown {
+  if (typeof connection === 'string') {
+    try {
+      const url = new URL(connection);
+      return `${url.hostname}:${url.port || 6379}`;
+    } catch {
+      return connection;
+    }
+  }
+  const options = connection instanceof Redis ? connection.options : connection;
+  if (options.sentinels || options.path) return connection;
+  return `${options.host ?? 'localhost'}:${options.port ?? 6379}`;
 }
 
 function checkScripts(scripts: unknown): ResolvedRedisTxOptions['scripts'] {
@@ -143,6 +250,11 @@ function integer(option: string, value: unknown, fallback: number, min: number):
 
 function fail(option: string, expected: string, got: unknown): never {
   throw new InvalidOptionsError(option, messages.optionInvalid(option, expected, got));
+}
+
+/** A URL as it may be shown: its user-info part (`user:password@`) could hold a secret. */
+function withoutCredentials(url: string): string {
+  return url.replace(/^([a-z][\w+.-]*:\/*)?.*@/i, '$1***@');
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -1,6 +1,6 @@
 import type { ModuleMetadata, InjectionToken, OptionalFactoryDependency } from '@nestjs/common';
 import type { Cluster, ClusterNode, ClusterOptions, Redis, RedisOptions } from 'ioredis';
-import type { LockDefaults } from '../locks/lock.options.js';
+import type { LockDefaults, RedlockOptions } from '../locks/lock.options.js';
 
 /** Nodes of a Redis Cluster, and ioredis Cluster options. */
 export interface ClusterConnection {
@@ -49,7 +49,7 @@ export interface ResolvedRedisTxOptions {
   transactions: Required<Omit<TransactionDefaults, 'backoff'>> & {
     backoff: { initialMs: number; maxMs: number };
   };
-  locks: Required<LockDefaults>;
+  locks: Required<Omit<LockDefaults, 'redlock'>> & { redlock?: Required<RedlockOptions> };
   scripts: Record<string, RedisScript>;
 }
 

@@ -3,6 +3,8 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { RedisConnections } from '../connection/redis-connections.js';
 import type { QueuedCommand, TxConnection } from '../connection/tx-connection.js';
+import { clusterRedirect, lostBeforeExec } from '../connection/cluster-redirect.js';
+import { isConnectionLostError } from '../connection/redis-client.js';
 import { channels } from '../diagnostics/redis-tx.channels.js';
 import { TransactionAbortedError } from '../errors/transaction-aborted.error.js';
 import { NoActiveTransactionError } from '../errors/no-active-transaction.error.js';
@@ -108,7 +110,10 @@ export class TransactionRunner {
   ): Promise<TransactionResult<T>> {
     if (watchKeys.length > 0) {
       if (!context.watch) throw new TransactionPropagationError(messages.watchCannotJoin(label));
-      await context.watch.connection.redis.watch(...watchKeys);
+      const { connection } = context.watch;
+      // On a Cluster, the joined keys must live in the slot the connection is pinned to.
+      this.connections.slotOf(label, [...this.connections.watchedOn(connection), ...watchKeys]);
+      await connection.redis.watch(...watchKeys);
     }
     const savepoint = context.savepoint();
     try {
@@ -194,7 +199,13 @@ export class TransactionRunner {
     label: string,
     attempt: number,
   ): Promise<AttemptOutcome<T>> {
-    const connection = await this.connections.watchPool.acquire();
+    // On a Cluster: a connection to the master of the watched keys' slot.
+    const pinned = this.connections.clusterWatch
+      ? await this.connections.pinnedWatch(watchKeys, label)
+      : undefined;
+    const connection = pinned?.connection ?? (await this.connections.watchPool.acquire());
+    const giveBack = (reusable: boolean) =>
+      pinned ? pinned.release(reusable) : this.connections.watchPool.release(connection, reusable);
     try {
       await connection.whenReady(this.options.transactions.readyTimeoutMs, label);
       const generation = connection.generation;
@@ -202,12 +213,19 @@ export class TransactionRunner {
       const context = this.newContext(label, connection.redis, { connection, generation });
       const outcome = await this.runAndExec(context, connection, fn, attempt);
       const reusable = outcome.kind === 'failed' ? false : await this.unwatch(context);
-      this.connections.watchPool.release(connection, reusable);
-      return outcome;
+      giveBack(reusable);
+      return pinned
+        ? this.redirectedAsConflict(outcome, pinned.slot)
+        : watchLostAsConflict(outcome);
     } catch (error) {
       // WATCH itself failed: the connection's state is unknown, nothing was queued.
-      this.connections.watchPool.release(connection, false);
-      throw error;
+      giveBack(false);
+      const redirect =
+        pinned && (clusterRedirect(error) ?? (lostBeforeExec(error) ? {} : undefined));
+      if (redirect) this.connections.clusterWatch?.redirected(redirect);
+      // The connection dropped under WATCH (a failover): nothing ran yet, so run again.
+      else if (!isConnectionLostError(error)) throw error;
+      return { kind: 'conflict', context: this.newContext(label, connection.redis) };
     }
   }
 
@@ -228,12 +246,16 @@ export class TransactionRunner {
     }
     const { commands } = context.queue;
     if (commands.length === 0) return { kind: 'committed', context, value, replies: [] };
-    if (context.watch && context.watch.generation !== connection.generation) {
-      // The connection dropped after WATCH: the new one watches nothing.
+    if (context.watch && connection.lostSince(context.watch.generation)) {
+      // The connection dropped (or is dropping) after WATCH: the next one watches nothing.
       return { kind: 'conflict', context };
     }
     let reply;
     try {
+      // On a Cluster, keys of several slots are refused here, before anything is sent.
+      if (this.connections.clusterWatch) {
+        this.connections.slotOf(label, this.connections.watchedOn(connection), commands);
+      }
       const notReady = connection.whenReady(this.options.transactions.readyTimeoutMs, label);
       if (notReady) await notReady;
       channels.transactionExec.publish(() => ({ label, attempt, commands: commands.length }));
@@ -254,6 +276,27 @@ export class TransactionRunner {
     }
     if (failures > 0) return { kind: 'failed', context, error: execError(label, reply, failures) };
     return { kind: 'committed', context, value, replies: values };
+  }
+
+  /**
+   * On a Cluster, a refusal because the slot is served elsewhere (MOVED, ASK,
+   * TRYAGAIN, CLUSTERDOWN), met by WATCH, a read or EXEC, or the pinned
+   * connection closing before EXEC, means nothing was applied: a conflict,
+   * retried against the slot's (refreshed) owner.
+   */
+  private redirectedAsConflict<T>(outcome: AttemptOutcome<T>, slot: number): AttemptOutcome<T> {
+    if (outcome.kind !== 'rolled-back') return outcome;
+    const { watch } = outcome.context;
+    // A read that failed because the pinned connection closed: its WATCH went with it.
+    const watchLost =
+      watch !== undefined &&
+      watch.generation !== watch.connection.generation &&
+      lostBeforeExec(outcome.error);
+    const redirect = clusterRedirect(outcome.error) ?? (watchLost ? {} : undefined);
+    // A read of another slot's key on the pinned connection is the method's own mistake.
+    if (!redirect || (redirect.slot !== undefined && redirect.slot !== slot)) return outcome;
+    this.connections.clusterWatch?.redirected(redirect);
+    return { kind: 'conflict', context: outcome.context };
   }
 
   private newContext(
@@ -330,4 +373,19 @@ function execError(label: string, reply: [Error | null, unknown][], failures: nu
   const first = reply.find(([error]) => error)![0]!;
   const message = messages.execFailed(label, failures, replies.length, first.message);
   return new TransactionExecError(message, replies);
+}
+
+/**
+ * The method's own read failed because the WATCH connection dropped (e.g. a
+ * Sentinel failover): the WATCH went with it and nothing was applied, so the
+ * attempt counts as a conflict and runs again.
+ */
+function watchLostAsConflict<T>(outcome: AttemptOutcome<T>): AttemptOutcome<T> {
+  const { watch } = outcome.context;
+  if (outcome.kind !== 'rolled-back' || !watch || !isConnectionLostError(outcome.error)) {
+    return outcome;
+  }
+  return watch.connection.lostSince(watch.generation)
+    ? { kind: 'conflict', context: outcome.context }
+    : outcome;
 }
