@@ -5,6 +5,7 @@ import { RedisConnections } from '../connection/redis-connections.js';
 import { InvalidOptionsError } from '../errors/invalid-options.error.js';
 import { messages } from '../redis-tx.messages.js';
 import { LockService } from '../locks/lock.service.js';
+import { NodeLocks } from '../locks/node-locks.js';
 import { RedlockLocks } from '../locks/redlock/redlock.locks.js';
 import { RedlockNodes } from '../locks/redlock/redlock.nodes.js';
 import { RedisTx } from '../transactions/redis-tx.service.js';
@@ -64,6 +65,7 @@ export class RedisTxModule {
         RedisTx,
         RedlockNodes,
         RedlockLocks,
+        NodeLocks,
         LockService,
         RedisTxExplorer,
       ],

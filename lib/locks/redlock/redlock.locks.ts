@@ -5,7 +5,9 @@ import { RedisTxError } from '../../errors/redis-tx.error.js';
 import { REDIS_TX_OPTIONS } from '../../module/redis-tx.constants.js';
 import type { ResolvedRedisTxOptions } from '../../module/redis-tx.options.js';
 import { messages } from '../../redis-tx.messages.js';
-import type { HeldLock, HeldPart } from '../held-lock.js';
+import { InvalidOptionsError } from '../../errors/invalid-options.error.js';
+import type { HeldLock, HeldPart, ScriptMode } from '../held-lock.js';
+import type { AcquiredPart, LockStore, LockTerms, PartRequest, WokenBy } from '../lock-store.js';
 import { lockRedisKeys } from '../lock-keys.js';
 import { newToken } from '../lock-token.js';
 import { RedlockNodeError } from './redlock-node.error.js';
@@ -14,27 +16,6 @@ import { RedlockWakeups, type RedlockWatch } from './redlock-wakeups.js';
 import { Round } from './redlock-round.js';
 import { RedlockNodes } from './redlock.nodes.js';
 import { keyTtlMs, quorumOf, validityMs } from './redlock.quorum.js';
-
-export type WokenBy = 'first-try' | 'release' | 'poll';
-
-/** What LockService knows about one acquisition. */
-export interface RedlockAcquireRequest {
-  ttlMs: number;
-  waitMs: number;
-  /** performance.now() after which no new attempt starts. */
-  deadline: number;
-  /** Every name of the lock being taken, for messages and events. */
-  allNames: readonly string[];
-  signalForWait: () => AbortSignal;
-  closing: () => boolean;
-}
-
-export interface RedlockAcquired {
-  part: HeldPart;
-  /** When the first command of the winning attempt was sent: the lease counts from there. */
-  sentAt: number;
-  wokenBy: WokenBy;
-}
 
 /** How one attempt ended when it did not take the lock. */
 interface Refusal {
@@ -53,7 +34,7 @@ interface Refusal {
  * waiters are woken by the release's message from any master, with no queue.
  */
 @Injectable()
-export class RedlockLocks {
+export class RedlockLocks implements LockStore {
   private readonly wakeups: RedlockWakeups;
   /** The last vote on behalf of each held part, to name the masters that failed when the lock is lost. */
   private readonly latest = new WeakMap<HeldPart, Round<number>>();
@@ -83,7 +64,21 @@ export class RedlockLocks {
     return quorumOf(this.nodes.all.length);
   }
 
-  async acquirePart(name: string, request: RedlockAcquireRequest): Promise<RedlockAcquired> {
+  /** Read locks and semaphores have no quorum form here; masters of a Redlock have no replicas to WAIT for. */
+  refuseUnsupported(terms: Pick<LockTerms, 'mode' | 'replicaAcks'>, where: string): void {
+    if (terms.mode !== 'w') {
+      const option = terms.mode === 's' ? 'permits' : 'mode';
+      throw new InvalidOptionsError(option, messages.redlockExclusiveOnly(option, where));
+    }
+    if (terms.replicaAcks > 0) {
+      throw new InvalidOptionsError(
+        'replicaAcks',
+        messages.replicaAcksUnsupported(where, 'redlock'),
+      );
+    }
+  }
+
+  async acquirePart(name: string, request: PartRequest): Promise<AcquiredPart> {
     const key = lockRedisKeys(this.prefix, name).writer;
     let wokenBy: WokenBy = 'first-try';
     let watch: RedlockWatch | undefined;
@@ -132,7 +127,7 @@ export class RedlockLocks {
   }
 
   /** Renews on every master; true when a majority renewed it within the new lease. */
-  async extend(part: HeldPart, ttlMs: number): Promise<boolean> {
+  async extend(part: HeldPart, _mode: ScriptMode, ttlMs: number): Promise<boolean> {
     const keyTtl = keyTtlMs(ttlMs, this.drift);
     const round = new Round(this.nodes.all, (node) =>
       node.send(
@@ -191,7 +186,7 @@ export class RedlockLocks {
   }
 
   /** When the lock is lost, its LockLostError's cause names the masters that failed it. */
-  watchLoss(lock: HeldLock): void {
+  held(lock: HeldLock): void {
     lock.signal.addEventListener(
       'abort',
       () => {
@@ -212,7 +207,7 @@ export class RedlockLocks {
     key: string,
     ttlMs: number,
     replyMs: number,
-  ): Promise<Omit<RedlockAcquired, 'wokenBy'> | Refusal> {
+  ): Promise<Omit<AcquiredPart, 'wokenBy'> | Refusal> {
     const token = newToken();
     const keyTtl = keyTtlMs(ttlMs, this.drift);
     const round = new Round(this.nodes.all, (node) =>
@@ -312,7 +307,7 @@ export class RedlockLocks {
     return new AggregateError(errors, messages.redlockNodeCauses(name));
   }
 
-  private notAcquired(name: string, request: RedlockAcquireRequest, refusal: Refusal): Error {
+  private notAcquired(name: string, request: PartRequest, refusal: Refusal): Error {
     const q = this.quorum;
     if (refusal.answered < q) {
       return new LockNotAcquiredError(

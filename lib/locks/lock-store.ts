@@ -1,0 +1,49 @@
+import type { HeldLock, HeldPart, ScriptMode } from './held-lock.js';
+
+export type WokenBy = 'first-try' | 'release' | 'poll';
+
+/** The terms of one acquisition, once the defaults are filled in. */
+export interface LockTerms {
+  mode: ScriptMode;
+  ttlMs: number;
+  waitMs: number;
+  /** Holders a semaphore admits; 0 for other modes. */
+  permits: number;
+  replicaAcks: number;
+  replicaAckTimeoutMs: number;
+}
+
+/** One name of a lock to take, with what the store needs to wait for it. */
+export interface PartRequest extends LockTerms {
+  /** performance.now() after which no new attempt starts. */
+  deadline: number;
+  /** Every name of the lock being taken, for messages and events. */
+  allNames: readonly string[];
+  /** The signal that ends the wait: the caller's, or the app shutting down. */
+  signalForWait: () => AbortSignal;
+  closing: () => boolean;
+}
+
+export interface AcquiredPart {
+  part: HeldPart;
+  /** When the request that won the lock was sent: the lease counts from there. */
+  sentAt: number;
+  wokenBy: WokenBy;
+}
+
+/**
+ * Where locks live and how a name is taken, renewed and given back: one Redis
+ * (a node, through Sentinel, or a Cluster) or a quorum of independent masters
+ * (Redlock). LockService does everything else (re-entry, several names,
+ * leases, shutdown) the same way for both.
+ */
+export interface LockStore {
+  /** Throws InvalidOptionsError, naming the option, for terms this store cannot honour. */
+  refuseUnsupported(terms: Pick<LockTerms, 'mode' | 'replicaAcks'>, where: string): void;
+  acquirePart(name: string, request: PartRequest): Promise<AcquiredPart>;
+  extend(part: HeldPart, mode: ScriptMode, ttlMs: number): Promise<boolean>;
+  release(part: HeldPart, mode: ScriptMode): Promise<boolean>;
+  isLocked(name: string): Promise<boolean>;
+  /** Called once for each lock this store granted, as soon as it is held. */
+  held(lock: HeldLock): void;
+}

@@ -1,0 +1,324 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { isCluster } from '../connection/cluster-slots.js';
+import { isConnectionLostError } from '../connection/redis-client.js';
+import { RedisConnections } from '../connection/redis-connections.js';
+import type { TxConnection } from '../connection/tx-connection.js';
+import { channels } from '../diagnostics/redis-tx.channels.js';
+import { InvalidOptionsError } from '../errors/invalid-options.error.js';
+import { LockNotAcquiredError } from '../errors/lock-not-acquired.error.js';
+import { isLockRefusal, lockRefusal } from '../errors/lock-refusal.js';
+import { RedisTxError } from '../errors/redis-tx.error.js';
+import { REDIS_TX_OPTIONS } from '../module/redis-tx.constants.js';
+import type { ResolvedRedisTxOptions } from '../module/redis-tx.options.js';
+import { messages } from '../redis-tx.messages.js';
+import type { HeldPart, ScriptMode } from './held-lock.js';
+import { lockRedisKeys, type LockRedisKeys } from './lock-keys.js';
+import { lockSlotKeys, type LockSlotKeys } from './lock-slot-keys.js';
+import type { AcquiredPart, LockStore, LockTerms, PartRequest, WokenBy } from './lock-store.js';
+import { newToken } from './lock-token.js';
+import { type LockScriptCommands } from './lock.scripts.js';
+import { ReleaseListener, type Subscription } from './release-listener.js';
+import { ReplicaAcks } from './replica-acks.js';
+
+/**
+ * Locks on the module's own Redis (one node, through Sentinel, or a Cluster):
+ * Lua scripts on a connection that never resends a command whose reply was
+ * lost, a fair line of waiters kept in Redis, and hand-off inside the release
+ * script, announced on the lock's channel.
+ */
+@Injectable()
+export class NodeLocks implements LockStore {
+  private readonly listener: ReleaseListener;
+  private readonly defaults: ResolvedRedisTxOptions['locks'];
+  private readonly slotKeys: LockSlotKeys;
+  private readonly readyTimeoutMs: number;
+  private readonly replicaAcks: ReplicaAcks;
+  private readonly cluster: boolean;
+
+  constructor(
+    private readonly connections: RedisConnections,
+    @Inject(REDIS_TX_OPTIONS) options: ResolvedRedisTxOptions,
+  ) {
+    this.defaults = options.locks;
+    this.cluster = isCluster(connections.shared);
+    this.slotKeys = lockSlotKeys(options.locks.keyPrefix, this.cluster);
+    this.readyTimeoutMs = options.transactions.readyTimeoutMs;
+    this.listener = new ReleaseListener(connections, this.slotKeys.sharded);
+    this.replicaAcks = new ReplicaAcks(connections.watchPool);
+  }
+
+  /** A Cluster client does not expose the connection that took a lock, which WAIT needs. */
+  refuseUnsupported(terms: Pick<LockTerms, 'replicaAcks'>, where: string): void {
+    if (terms.replicaAcks > 0 && this.cluster) {
+      throw new InvalidOptionsError(
+        'replicaAcks',
+        messages.replicaAcksUnsupported(where, 'cluster'),
+      );
+    }
+  }
+
+  acquirePart(name: string, request: PartRequest): Promise<AcquiredPart> {
+    return this.listeningFor(name, request.deadline, (hear) =>
+      this.acquireListening(name, request, hear),
+    );
+  }
+
+  async extend(part: HeldPart, mode: ScriptMode, ttlMs: number): Promise<boolean> {
+    const renewed = await this.script('nestjsRedisTxLockExtend', part.name, [
+      ...scriptKeys(part.keys).slice(0, 3),
+      part.token,
+      mode,
+      ttlMs,
+    ]);
+    return renewed === 1;
+  }
+
+  /** Whether anyone holds the lock now (any mode). */
+  async isLocked(name: string): Promise<boolean> {
+    const keys = lockRedisKeys(this.defaults.keyPrefix, name);
+    return (
+      (await this.script('nestjsRedisTxLockIsLocked', name, [
+        keys.writer,
+        keys.readers,
+        keys.permits,
+      ])) === 1
+    );
+  }
+
+  /** Nothing to watch: a loss is found by renewal or by the lease running out. */
+  held(): void {}
+
+  /**
+   * Lets `acquire` subscribe to the lock's hand-off channel once it is about
+   * to wait (a lock found free subscribes to nothing), and unsubscribes when
+   * it is done.
+   */
+  private async listeningFor<T>(
+    name: string,
+    deadline: number,
+    acquire: (hear: HandOffs) => Promise<T>,
+  ): Promise<T> {
+    if (deadline <= performance.now()) return acquire(noHandOffs);
+    const channel = this.slotKeys.channel(lockRedisKeys(this.defaults.keyPrefix, name));
+    let stop: (() => void) | undefined;
+    const hear: HandOffs = {
+      established: () => this.listener.established(channel),
+      listen: async (before) => {
+        if (stop) return true;
+        const held = await this.listener.hold(channel);
+        stop = held.stop;
+        return held.subscription === before;
+      },
+    };
+    try {
+      return await acquire(hear);
+    } finally {
+      stop?.();
+    }
+  }
+
+  private async acquireListening(
+    name: string,
+    options: PartRequest,
+    hear: HandOffs,
+  ): Promise<AcquiredPart> {
+    const { deadline, allNames } = options;
+    // The suffix tells the release script what this waiter wants, so it can hand the lock over.
+    const token = `${newToken()}.${options.mode}.${options.ttlMs}`;
+    const keys = lockRedisKeys(this.defaults.keyPrefix, name);
+    const canWait = deadline > performance.now();
+    const { pollMs } = this.defaults;
+    let wokenBy: WokenBy = 'first-try';
+    let queued = false;
+    for (;;) {
+      const listeningBefore = hear.established();
+      const sentAt = performance.now();
+      const fence =
+        options.replicaAcks > 0
+          ? await this.attemptAcknowledged(name, keys, token, options, canWait, allNames)
+          : await this.attempt(name, keys, token, options, canWait, pollMs);
+      if (fence > 0) return { part: { name, keys, token, fence }, sentAt, wokenBy };
+      const roundTrip = performance.now() - sentAt;
+      queued ||= canWait;
+      const remaining = deadline - performance.now();
+      if (remaining <= 0) {
+        if (queued) await this.leave(name, keys, token);
+        throw new LockNotAcquiredError(messages.lockBusy(allNames, options.waitMs), allNames);
+      }
+      // Subscribed only now that a wait begins: a hand-off published before
+      // the subscription took hold was missed, so try once more first.
+      if (!(await hear.listen(listeningBefore))) continue;
+      if (wokenBy === 'first-try') {
+        channels.lockWait.publish(() => ({ keys: allNames, mode: options.mode }));
+      }
+      const signal = options.signalForWait();
+      const wake = await this.listener.wait(token, Math.min(remaining, pollMs), signal);
+      if (wake.reason === 'granted') {
+        // Handed over by a release: the lease began before the message
+        // arrived, by about a one-way trip, bounded by the last round trip.
+        const part = { name, keys, token, fence: wake.fence };
+        if (options.replicaAcks > 0) await this.confirmHandOff(part, options, allNames);
+        return { part, sentAt: performance.now() - roundTrip, wokenBy: 'release' };
+      }
+      if (wake.reason === 'aborted') {
+        await this.leave(name, keys, token);
+        const cause: unknown = signal.reason;
+        throw new LockNotAcquiredError(
+          options.closing() ? messages.lockShuttingDown : messages.lockWaitAborted(allNames),
+          allNames,
+          { cause },
+        );
+      }
+      wokenBy = wake.reason;
+    }
+  }
+
+  private async attempt(
+    name: string,
+    keys: LockRedisKeys,
+    token: string,
+    options: PartRequest,
+    enqueue: boolean,
+    pollMs: number,
+    connection?: TxConnection,
+  ): Promise<number> {
+    try {
+      return await this.script(
+        'nestjsRedisTxLockAcquire',
+        name,
+        [
+          ...scriptKeys(keys),
+          this.slotKeys.fence(keys),
+          token,
+          options.ttlMs,
+          options.mode,
+          options.permits,
+          enqueue ? 1 : 0,
+          pollMs * 3,
+          ...this.publishArgs(keys),
+        ],
+        connection,
+      );
+    } catch (error) {
+      // Redis answered with an error: nothing was taken, nothing to release.
+      if (isLockRefusal(error)) throw error;
+      // The reply was lost: the lock may be ours. Release it by token once
+      // the connection is back, so that no key is stranded until its lease ends.
+      void this.release({ name, keys, token, fence: 0 }, options.mode).catch(() => false);
+      throw new LockNotAcquiredError(messages.lockAcquireUnknown(name), [name], { cause: error });
+    }
+  }
+
+  /** An attempt whose lock, once taken, replicas must acknowledge (see ReplicaAcks). */
+  private attemptAcknowledged(
+    name: string,
+    keys: LockRedisKeys,
+    token: string,
+    options: PartRequest,
+    enqueue: boolean,
+    allNames: readonly string[],
+  ): Promise<number> {
+    return this.replicaAcks.confirm(name, allNames, options, {
+      write: (connection) =>
+        this.attempt(name, keys, token, options, enqueue, this.defaults.pollMs, connection),
+      holds: (fence) => fence > 0,
+      release: () => this.release({ name, keys, token, fence: 0 }, options.mode),
+    });
+  }
+
+  /** A lock handed over by someone else's release: renewed here, so this connection has a write to WAIT for. */
+  private confirmHandOff(
+    part: HeldPart,
+    options: PartRequest,
+    allNames: readonly string[],
+  ): Promise<void> {
+    const args = [...scriptKeys(part.keys).slice(0, 3), part.token, options.mode];
+    return this.replicaAcks.confirmHandOff(part.name, allNames, options, {
+      write: async (connection) =>
+        (await this.script(
+          'nestjsRedisTxLockExtend',
+          part.name,
+          [...args, options.ttlMs],
+          connection,
+        )) === 1,
+      holds: (renewed) => renewed,
+      release: () => this.release(part, options.mode),
+    });
+  }
+
+  private async leave(name: string, keys: LockRedisKeys, token: string): Promise<void> {
+    await this.script('nestjsRedisTxLockLeave', name, [
+      keys.writer,
+      keys.readers,
+      keys.queue,
+      keys.waiterLeases,
+      this.slotKeys.fence(keys),
+      token,
+      ...this.publishArgs(keys),
+    ]).catch(
+      () => 0, // the waiter's own lease takes it out of the line
+    );
+  }
+
+  async release(part: HeldPart, mode: ScriptMode): Promise<boolean> {
+    const released = await this.script('nestjsRedisTxLockRelease', part.name, [
+      ...scriptKeys(part.keys),
+      this.slotKeys.fence(part.keys),
+      part.token,
+      mode,
+      ...this.publishArgs(part.keys),
+    ]);
+    return released === 1;
+  }
+
+  /** Where a script announces a hand-off, and with which command: SPUBLISH keeps it on the lock's shard. */
+  private publishArgs(keys: LockRedisKeys): [channel: string, command: 'SPUBLISH' | 'PUBLISH'] {
+    return [this.slotKeys.channel(keys), this.slotKeys.sharded ? 'SPUBLISH' : 'PUBLISH'];
+  }
+
+  /**
+   * Runs a lock script on the module's own connection, which never resends a
+   * command whose reply was lost; a lost reply fails here, and callers decide.
+   */
+  private async script(
+    command: keyof LockScriptCommands,
+    name: string,
+    args: (string | number)[],
+    on?: TxConnection,
+  ): Promise<number> {
+    const connection = on ?? this.connections.locks;
+    try {
+      await connection.whenReady(this.readyTimeoutMs, `lock "${name}"`);
+    } catch (error) {
+      throw new RedisTxError(messages.lockConnectionFailed(name), { cause: error });
+    }
+    const scripts = connection.redis as unknown as LockScriptCommands;
+    const reply = scripts[command](...args).catch((error: unknown) => {
+      throw lockRefusal(error, name, this.defaults.keyPrefix) ?? lockConnectionLost(error, name);
+    });
+    return connection.unlessLost(
+      reply,
+      () => new RedisTxError(messages.lockConnectionFailed(name)),
+    );
+  }
+}
+
+/** The hand-off channel of one lock, subscribed on demand. */
+interface HandOffs {
+  /** The subscription in place now, if any. */
+  established(): Subscription | undefined;
+  /** Subscribes (once); true when `before` was that same subscription, so nothing was missed since. */
+  listen(before: Subscription | undefined): Promise<boolean>;
+}
+
+const noHandOffs: HandOffs = { established: () => undefined, listen: async () => true };
+
+/** A script refused unsent, or cut off, by a connection that went away (a failover): typed, not ioredis's raw error. */
+function lockConnectionLost(error: unknown, name: string): unknown {
+  if (!isConnectionLostError(error)) return error;
+  return new RedisTxError(messages.lockConnectionFailed(name), { cause: error });
+}
+
+function scriptKeys(keys: LockRedisKeys): string[] {
+  return [keys.writer, keys.readers, keys.permits, keys.queue, keys.waiterLeases];
+}
