@@ -99,11 +99,16 @@ export class TxConnection {
   }
 
   /**
-   * Settles as `reply` does, unless the connection closes first: then rejects
-   * with `lost()`, since with automatic resend off that reply never comes.
+   * Settles as `reply` does (a failed reply rejects with `failure(error)`),
+   * unless the connection closes first: then rejects with `lost()`, since
+   * with automatic resend off that reply never comes.
    */
-  unlessLost<T>(reply: Promise<T>, lost: () => Error): Promise<T> {
-    return this.settleUnlessLost(reply, (error) => error, lost);
+  unlessLost<T>(
+    reply: Promise<T>,
+    lost: () => Error,
+    failure: (error: unknown) => unknown = (error) => error,
+  ): Promise<T> {
+    return this.settleUnlessLost(reply, failure, lost);
   }
 
   private settleUnlessLost<T>(

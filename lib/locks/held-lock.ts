@@ -85,10 +85,14 @@ export class HeldLock implements Lock {
     this.backend.forget(this);
     // Even after a loss the key may still be ours (Redis was only slow); the
     // script deletes it only if it still carries this holder's token.
-    const results = await Promise.all(
-      this.parts.map((p) => this.backend.release(p, this.scriptMode)),
-    );
-    const released = results.every(Boolean);
+    const { parts } = this;
+    // Most locks have one name: no Promise.all and its arrays for them.
+    const released =
+      parts.length === 1
+        ? await this.backend.release(parts[0]!, this.scriptMode)
+        : (await Promise.all(parts.map((p) => this.backend.release(p, this.scriptMode)))).every(
+            Boolean,
+          );
     channels.lockRelease.publish(() => ({
       keys: this.keys,
       heldMs: performance.now() - this.acquiredAt,

@@ -33,6 +33,7 @@ export class LockService implements BeforeApplicationShutdown {
   private readonly readyTimeoutMs: number;
   private readonly store: LockStore;
   private closing = false;
+  private readonly isClosing = () => this.closing;
   private readonly backend: LockBackend;
 
   constructor(
@@ -163,16 +164,17 @@ export class LockService implements BeforeApplicationShutdown {
 
   private resolve(options: LockOptions): Resolved {
     const { permits, mode, signal } = options;
-    const terms: LockTerms = {
+    const resolved: Resolved = {
       mode: permits !== undefined ? 's' : mode === 'read' ? 'r' : 'w',
       ttlMs: options.ttlMs ?? this.defaults.ttlMs,
       waitMs: options.waitMs ?? this.defaults.waitMs,
       permits: permits ?? 0,
       replicaAcks: options.replicaAcks ?? this.defaults.replicaAcks,
       replicaAckTimeoutMs: options.replicaAckTimeoutMs ?? this.defaults.replicaAckTimeoutMs,
+      signal,
     };
-    this.store.refuseUnsupported(terms, 'LockService');
-    return { ...terms, signal };
+    this.store.refuseUnsupported(resolved, 'LockService');
+    return resolved;
   }
 
   /** Re-enters what this call chain already holds and acquires the rest, all or none. */
@@ -219,11 +221,16 @@ export class LockService implements BeforeApplicationShutdown {
     let leaseStartedAt = 0;
     let wokenBy: WokenBy = 'first-try';
     const request: PartRequest = {
-      ...options,
+      mode: options.mode,
+      ttlMs: options.ttlMs,
+      waitMs: options.waitMs,
+      permits: options.permits,
+      replicaAcks: options.replicaAcks,
+      replicaAckTimeoutMs: options.replicaAckTimeoutMs,
       deadline,
       allNames: names,
       signalForWait,
-      closing: () => this.closing,
+      closing: this.isClosing,
     };
     try {
       for (const name of names) {

@@ -57,10 +57,18 @@ export class NodeLocks implements LockStore {
     }
   }
 
-  acquirePart(name: string, request: PartRequest): Promise<AcquiredPart> {
-    return this.listeningFor(name, request.deadline, (hear) =>
-      this.acquireListening(name, request, hear),
-    );
+  async acquirePart(name: string, request: PartRequest): Promise<AcquiredPart> {
+    const keys = lockRedisKeys(this.defaults.keyPrefix, name);
+    // A try-lock never waits, so it never needs to hear a hand-off.
+    if (request.deadline <= performance.now()) {
+      return this.acquireListening(name, keys, request, noHandOffs);
+    }
+    const handOffs = new HandOffChannel(this.listener, this.slotKeys.channel(keys));
+    try {
+      return await this.acquireListening(name, keys, request, handOffs);
+    } finally {
+      handOffs.stop();
+    }
   }
 
   async extend(part: HeldPart, mode: ScriptMode, ttlMs: number): Promise<boolean> {
@@ -88,44 +96,15 @@ export class NodeLocks implements LockStore {
   /** Nothing to watch: a loss is found by renewal or by the lease running out. */
   held(): void {}
 
-  /**
-   * Lets `acquire` subscribe to the lock's hand-off channel once it is about
-   * to wait (a lock found free subscribes to nothing), and unsubscribes when
-   * it is done.
-   */
-  private async listeningFor<T>(
-    name: string,
-    deadline: number,
-    acquire: (hear: HandOffs) => Promise<T>,
-  ): Promise<T> {
-    if (deadline <= performance.now()) return acquire(noHandOffs);
-    const channel = this.slotKeys.channel(lockRedisKeys(this.defaults.keyPrefix, name));
-    let stop: (() => void) | undefined;
-    const hear: HandOffs = {
-      established: () => this.listener.established(channel),
-      listen: async (before) => {
-        if (stop) return true;
-        const held = await this.listener.hold(channel);
-        stop = held.stop;
-        return held.subscription === before;
-      },
-    };
-    try {
-      return await acquire(hear);
-    } finally {
-      stop?.();
-    }
-  }
-
   private async acquireListening(
     name: string,
+    keys: LockRedisKeys,
     options: PartRequest,
     hear: HandOffs,
   ): Promise<AcquiredPart> {
     const { deadline, allNames } = options;
     // The suffix tells the release script what this waiter wants, so it can hand the lock over.
     const token = `${newToken()}.${options.mode}.${options.ttlMs}`;
-    const keys = lockRedisKeys(this.defaults.keyPrefix, name);
     const canWait = deadline > performance.now();
     const { pollMs } = this.defaults;
     let wokenBy: WokenBy = 'first-try';
@@ -280,25 +259,35 @@ export class NodeLocks implements LockStore {
    * Runs a lock script on the module's own connection, which never resends a
    * command whose reply was lost; a lost reply fails here, and callers decide.
    */
-  private async script(
+  private script(
     command: keyof LockScriptCommands,
     name: string,
     args: (string | number)[],
     on?: TxConnection,
   ): Promise<number> {
     const connection = on ?? this.connections.locks;
-    try {
-      await connection.whenReady(this.readyTimeoutMs, `lock "${name}"`);
-    } catch (error) {
-      throw new RedisTxError(messages.lockConnectionFailed(name), { cause: error });
-    }
+    const notReady = connection.whenReady(this.readyTimeoutMs, `lock "${name}"`);
+    if (!notReady) return this.send(connection, command, name, args);
+    return notReady.then(
+      () => this.send(connection, command, name, args),
+      (error: unknown) => {
+        throw new RedisTxError(messages.lockConnectionFailed(name), { cause: error });
+      },
+    );
+  }
+
+  private send(
+    connection: TxConnection,
+    command: keyof LockScriptCommands,
+    name: string,
+    args: (string | number)[],
+  ): Promise<number> {
     const scripts = connection.redis as unknown as LockScriptCommands;
-    const reply = scripts[command](...args).catch((error: unknown) => {
-      throw lockRefusal(error, name, this.defaults.keyPrefix) ?? lockConnectionLost(error, name);
-    });
     return connection.unlessLost(
-      reply,
+      scripts[command](...args),
       () => new RedisTxError(messages.lockConnectionFailed(name)),
+      (error) =>
+        lockRefusal(error, name, this.defaults.keyPrefix) ?? lockConnectionLost(error, name),
     );
   }
 }
@@ -309,6 +298,31 @@ interface HandOffs {
   established(): Subscription | undefined;
   /** Subscribes (once); true when `before` was that same subscription, so nothing was missed since. */
   listen(before: Subscription | undefined): Promise<boolean>;
+}
+
+/** Subscribes to the channel only once a wait begins (a lock found free subscribes to nothing), and lets go when done. */
+class HandOffChannel implements HandOffs {
+  private release?: () => void;
+
+  constructor(
+    private readonly listener: ReleaseListener,
+    private readonly channel: string,
+  ) {}
+
+  established(): Subscription | undefined {
+    return this.listener.established(this.channel);
+  }
+
+  async listen(before: Subscription | undefined): Promise<boolean> {
+    if (this.release) return true;
+    const held = await this.listener.hold(this.channel);
+    this.release = held.stop;
+    return held.subscription === before;
+  }
+
+  stop(): void {
+    this.release?.();
+  }
 }
 
 const noHandOffs: HandOffs = { established: () => undefined, listen: async () => true };
