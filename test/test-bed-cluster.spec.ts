@@ -4,16 +4,7 @@ import { Cluster, Redis } from 'ioredis';
 import { RedisCluster } from '../tools/redis-cluster.js';
 import type { RedisServer } from '../tools/redis-server.js';
 import { useRedisCluster } from './support/cluster.js';
-
-/** What `process.kill(pid, 0)` throws, or undefined while the pid exists. */
-function probePid(pid: number): unknown {
-  try {
-    process.kill(pid, 0);
-    return undefined;
-  } catch (error) {
-    return error;
-  }
-}
+import { probePid } from './support/pids.js';
 
 /** Resolves once a TCP connection to `port` opens (and closes it), rejects if none can. */
 function connectTo(port: number): Promise<void> {

@@ -2,16 +2,7 @@ import { existsSync } from 'node:fs';
 import { Redis, type RedisOptions } from 'ioredis';
 import { RedisSentinel, RedisServer, freePort } from '../tools/redis-server.js';
 import { useRedisServer, useRedisServers } from './support/redis.js';
-
-/** What `process.kill(pid, 0)` throws, or undefined while the pid exists. */
-function probePid(pid: number): unknown {
-  try {
-    process.kill(pid, 0);
-    return undefined;
-  } catch (error) {
-    return error;
-  }
-}
+import { probePid } from './support/pids.js';
 
 /** Runs `fn` with a client that is disconnected afterwards, whatever happens. */
 async function withClient<T>(

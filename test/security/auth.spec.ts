@@ -1,5 +1,4 @@
 import 'reflect-metadata';
-import { inspect } from 'node:util';
 import { Redis } from 'ioredis';
 import {
   InvalidOptionsError,
@@ -11,16 +10,7 @@ import {
 } from '../../lib/index.js';
 import { CapturedLogger, createLoggedApp } from '../support/captured-logger.js';
 import { useRedisServer } from '../support/redis.js';
-
-/** Everything a user could print of an error: message, stack, own properties, the whole cause chain. */
-function exposed(value: unknown): string {
-  const seen: string[] = [inspect(value, { depth: 12, showHidden: true })];
-  for (let cause = value, depth = 0; cause instanceof Error && depth < 12; depth++) {
-    seen.push(cause.message, cause.stack ?? '', JSON.stringify(cause) ?? '');
-    cause = cause.cause;
-  }
-  return seen.join('\n');
-}
+import { exposed } from '../support/exposed.js';
 
 const rightPassword = 'right-horse-battery';
 const wrongPassword = 'wrong-Staple-7f3a';

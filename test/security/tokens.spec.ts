@@ -1,6 +1,5 @@
 import 'reflect-metadata';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { inspect } from 'node:util';
 import type { INestApplication } from '@nestjs/common';
 import {
   channelNames,
@@ -15,16 +14,7 @@ import { RedisServer } from '../../tools/redis-server.js';
 import { CapturedLogger, createLoggedApp } from '../support/captured-logger.js';
 import { useRedisServer } from '../support/redis.js';
 import { Redis } from 'ioredis';
-
-/** Everything a user could print of a value: message, stack, own properties, the whole cause chain. */
-function exposed(value: unknown): string {
-  const seen: string[] = [inspect(value, { depth: 12, showHidden: true })];
-  for (let cause = value, depth = 0; cause instanceof Error && depth < 12; depth++) {
-    seen.push(cause.message, cause.stack ?? '', JSON.stringify(cause) ?? '');
-    cause = cause.cause;
-  }
-  return seen.join('\n');
-}
+import { exposed } from '../support/exposed.js';
 
 /** A holder token is 32 hex digits; nothing this library shows should contain such a run. */
 const tokenLike = /[0-9a-f]{32}/;
