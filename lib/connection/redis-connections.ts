@@ -128,9 +128,6 @@ export class RedisConnections implements OnModuleInit, OnApplicationShutdown {
     void this.transactions;
   }
 
-  /** True for a Redis command ioredis knows (or its `…Buffer` twin) and for registered scripts. */
-  isCommand = (name: string): boolean => this.commandNames.has(withoutBufferSuffix(name));
-
   /**
    * Inside MULTI a registered script goes out as EVAL with its source: an
    * EVALSHA whose script was flushed (SCRIPT FLUSH, a restart, a failover)
