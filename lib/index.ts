@@ -30,6 +30,7 @@ export type {
   LockKey,
   LockMode,
   LockOptions,
+  LockUsingOptions,
   RedlockConnection,
   RedlockOptions,
 } from './locks/lock.options.js';

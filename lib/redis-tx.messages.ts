@@ -67,6 +67,8 @@ export const messages = {
       : `${where}: \`replicaAcks\` is not available on Redis Cluster: WAIT must run on the connection that took the lock, which the Cluster client does not expose. Leave out \`replicaAcks\` (or set it to 0).`,
   lockUpgrade: (key: string) =>
     `Lock "${key}" is held for reading in this call chain and cannot be upgraded to writing: take it for writing from the start.`,
+  lockAtLeastForNotHere: (where: string) =>
+    `${where}: option \`lockAtLeastFor\` is not available here: it keeps a lock after the work that holds it ends, and only @Locked() and LockService.using() see that end. Use one of those, or release the lock when you choose.`,
   lockShuttingDown: 'RedisTxModule is shutting down: no new lock can be acquired.',
   watchPoolClosed:
     'RedisTxModule is shutting down: no new WATCH transaction can start, and nothing was sent.',

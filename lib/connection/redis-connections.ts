@@ -122,6 +122,17 @@ export class RedisConnections implements OnModuleInit, OnApplicationShutdown {
     return this.subscriberConnection;
   }
 
+  /** The connections open now, by role (for health checks): asking opens none. */
+  opened(): [role: string, client: RedisClient][] {
+    const open: [string, RedisClient | undefined][] = [
+      ['shared', this.shared],
+      ['transactions', this.transactionConnection?.redis],
+      ['locks', this.lockConnection?.redis],
+      ['subscriber', this.subscriberConnection],
+    ];
+    return open.flatMap(([role, client]) => (client ? [[role, client]] : []));
+  }
+
   onModuleInit(): void {
     if (this.ownsShared && this.shared.status === 'wait')
       this.shared.connect().catch(() => undefined);

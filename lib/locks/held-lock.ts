@@ -101,6 +101,33 @@ export class HeldLock implements Lock {
     return released;
   }
 
+  /**
+   * Gives the lock up, but leaves it in Redis until `atLeastMs` after it was
+   * acquired (`lockAtLeastFor`): the lease is cut, by token, to what remains,
+   * and ends by itself. This process forgets the lock at once, so neither the
+   * watchdog nor the shutdown releases it early. Released as usual when that
+   * time has passed, or when an outer hold in the call chain still has it.
+   */
+  async releaseKeeping(atLeastMs: number): Promise<boolean> {
+    const remainingMs = Math.ceil(this.acquiredAt + atLeastMs - performance.now());
+    if (remainingMs <= 0 || this.holds > 1 || this.released || this.lost) return this.release();
+    this.holds = 0;
+    this.released = true;
+    this.stopWatchdog();
+    this.backend.forget(this);
+    // The remainder is a new lease length, set exactly: it may be shorter or
+    // longer than the lease left now, never longer than what was asked.
+    const kept = (
+      await Promise.all(this.parts.map((p) => this.backend.extend(p, this.scriptMode, remainingMs)))
+    ).every(Boolean);
+    channels.lockRelease.publish(() => ({
+      keys: this.keys,
+      heldMs: performance.now() - this.acquiredAt,
+      released: kept,
+    }));
+    return kept;
+  }
+
   async extend(ttlMs = this.ttlMs): Promise<boolean> {
     // A lease of 0 or less would make Redis delete the key: refuse before any I/O.
     checkLockOptions({ ttlMs }, 'Lock.extend()');

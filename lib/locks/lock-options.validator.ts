@@ -7,8 +7,17 @@ export function checkLockOptions(
   options: LockedOptions & { signal?: unknown },
   where: string,
 ): void {
-  const { ttlMs, waitMs, mode, permits, onBusy, signal, replicaAcks, replicaAckTimeoutMs } =
-    options;
+  const {
+    ttlMs,
+    waitMs,
+    mode,
+    permits,
+    onBusy,
+    signal,
+    replicaAcks,
+    replicaAckTimeoutMs,
+    lockAtLeastFor,
+  } = options;
   const whole = (name: string, value: unknown, min: number) => {
     if (
       value !== undefined &&
@@ -22,6 +31,7 @@ export function checkLockOptions(
   whole('permits', permits, 1);
   whole('replicaAcks', replicaAcks, 0);
   whole('replicaAckTimeoutMs', replicaAckTimeoutMs, 1);
+  whole('lockAtLeastFor', lockAtLeastFor, 0);
   if (mode !== undefined && mode !== 'read' && mode !== 'write')
     invalid(where, 'mode', "'read' or 'write'", mode);
   if (mode !== undefined && permits !== undefined) {
@@ -36,4 +46,11 @@ export function checkLockOptions(
 
 function invalid(where: string, option: string, expected: string, got: unknown): never {
   throw new InvalidOptionsError(option, messages.optionInvalid(option, expected, got, where));
+}
+
+/** `lockAtLeastFor` needs the end of the work, which only `@Locked` and `LockService.using()` see. */
+export function refuseLockAtLeastFor(options: object, where: string): void {
+  if ('lockAtLeastFor' in options && options.lockAtLeastFor !== undefined) {
+    throw new InvalidOptionsError('lockAtLeastFor', messages.lockAtLeastForNotHere(where));
+  }
 }

@@ -23,10 +23,26 @@ export interface LockOptions {
   replicaAckTimeoutMs?: number;
 }
 
-export interface LockedOptions extends Omit<LockOptions, 'signal'> {
+/** Options of a lock held around a piece of work (`@Locked`, `LockService.using`). */
+export interface HoldOptions {
+  /**
+   * Keep the lock at least this long (ms) after it was acquired, even when
+   * the work ends sooner: the lease is then cut to what remains and the lock
+   * ends by itself, while the caller goes on at once. With `onBusy: 'skip'`
+   * a job fired at about the same moment on several instances runs once.
+   * The lock is released at once when the work takes longer. 0 (the default)
+   * releases it as soon as the work ends.
+   */
+  lockAtLeastFor?: number;
+}
+
+export interface LockedOptions extends Omit<LockOptions, 'signal'>, HoldOptions {
   /** What a busy lock does to the method: `'throw'` LockNotAcquiredError (default) or `'skip'` it, resolving to undefined. */
   onBusy?: 'throw' | 'skip';
 }
+
+/** Options of `LockService.using`. */
+export interface LockUsingOptions extends LockOptions, HoldOptions {}
 
 /** Key of `@Locked`: a string, or a function of the method's arguments returning one or several. */
 export type LockKey = string | ((...args: never[]) => string | readonly string[]);

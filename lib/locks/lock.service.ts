@@ -7,10 +7,10 @@ import type { ResolvedRedisTxOptions } from '../module/redis-tx.options.js';
 import { messages } from '../redis-tx.messages.js';
 import { HeldLock, type HeldPart, type LockBackend, type ScriptMode } from './held-lock.js';
 import { checkLockNames } from './lock-keys.js';
-import { checkLockOptions } from './lock-options.validator.js';
+import { checkLockOptions, refuseLockAtLeastFor } from './lock-options.validator.js';
 import type { LockStore, LockTerms, PartRequest, WokenBy } from './lock-store.js';
 import type { Lock } from './lock.js';
-import type { LockedOptions, LockOptions } from './lock.options.js';
+import type { LockedOptions, LockOptions, LockUsingOptions } from './lock.options.js';
 import { NodeLocks } from './node-locks.js';
 import { ReentrantLock } from './reentrant-lock.js';
 import { RedlockLocks } from './redlock/redlock.locks.js';
@@ -77,19 +77,20 @@ export class LockService implements BeforeApplicationShutdown {
     options: LockOptions,
   ): Promise<Lock> {
     checkLockOptions(options, label);
+    refuseLockAtLeastFor(options, label);
     const names = checkLockNames(key, this.defaults.maxKeyLength, label);
     return this.acquireChecked(names, this.resolve(options));
   }
 
-  /** Runs `fn` holding the lock, and releases it however `fn` ends. */
+  /** Runs `fn` holding the lock, and releases it however `fn` ends (kept until `lockAtLeastFor`, if given). */
   async using<T>(
     key: string | readonly string[],
     fn: (lock: Lock) => T | Promise<T>,
-    options: LockOptions = {},
+    options: LockUsingOptions = {},
   ): Promise<T> {
     checkLockOptions(options, 'LockService.using()');
     const names = checkLockNames(key, this.defaults.maxKeyLength, 'LockService.using()');
-    return this.runHolding(names, this.resolve(options), fn);
+    return this.runHolding(names, this.resolve(options), fn, options.lockAtLeastFor);
   }
 
   /** Whether anyone holds the lock now (any mode). */
@@ -122,10 +123,15 @@ export class LockService implements BeforeApplicationShutdown {
     const names = checkLockNames(rawKey, this.defaults.maxKeyLength, label);
     let entered = false;
     try {
-      return await this.runHolding(names, this.resolve(options), () => {
-        entered = true;
-        return fn();
-      });
+      return await this.runHolding(
+        names,
+        this.resolve(options),
+        () => {
+          entered = true;
+          return fn();
+        },
+        options.lockAtLeastFor,
+      );
     } catch (error) {
       if (!entered && options.onBusy === 'skip' && error instanceof LockNotAcquiredError)
         return undefined;
@@ -151,6 +157,7 @@ export class LockService implements BeforeApplicationShutdown {
     names: string[],
     options: Resolved,
     fn: (lock: Lock) => T | Promise<T>,
+    lockAtLeastFor = 0,
   ): Promise<T> {
     const lock = await this.acquireChecked(names, options);
     const inChain = new Map(this.chain.getStore());
@@ -158,7 +165,13 @@ export class LockService implements BeforeApplicationShutdown {
     try {
       return await this.chain.run(inChain, () => fn(lock));
     } finally {
-      await lock.release().catch(() => false);
+      // Only a lock this call took is kept: where the call chain already
+      // held some of the names, the outer holder decides when they go.
+      const done =
+        lockAtLeastFor > 0 && lock instanceof HeldLock
+          ? lock.releaseKeeping(lockAtLeastFor)
+          : lock.release();
+      await done.catch(() => false);
     }
   }
 

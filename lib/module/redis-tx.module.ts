@@ -69,7 +69,9 @@ export class RedisTxModule {
         LockService,
         RedisTxExplorer,
       ],
-      exports: [RedisTx, LockService, REDIS_CLIENT],
+      // RedisConnections and RedlockNodes are exported for the health
+      // indicator of `nestjs-redis-tx/terminus`, not the package's entry.
+      exports: [RedisTx, LockService, REDIS_CLIENT, RedisConnections, RedlockNodes],
     };
   }
 }

@@ -1,0 +1,188 @@
+import 'reflect-metadata';
+import { execFileSync } from 'node:child_process';
+import { Controller, Get, type INestApplication } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import { HealthCheck, HealthCheckService, TerminusModule } from '@nestjs/terminus';
+import { Redis } from 'ioredis';
+import request from 'supertest';
+import { InvalidOptionsError, LockService, RedisTxModule } from '../../lib/index.js';
+import { RedisTxHealthIndicator, RedisTxHealthModule } from '../../lib/terminus/index.js';
+import { useRedisServer, useRedisServers } from '../support/redis.js';
+
+const password = 'health-pw-9c1e';
+
+@Controller('health')
+class HealthController {
+  constructor(
+    private readonly health: HealthCheckService,
+    private readonly redis: RedisTxHealthIndicator,
+  ) {}
+
+  @Get()
+  @HealthCheck()
+  check() {
+    return this.health.check([() => this.redis.isHealthy('redis', { timeoutMs: 300 })]);
+  }
+}
+
+async function healthApp(options: Parameters<typeof RedisTxModule.forRoot>[0]) {
+  const moduleRef = await Test.createTestingModule({
+    imports: [RedisTxModule.forRoot(options), TerminusModule, RedisTxHealthModule],
+    controllers: [HealthController],
+  }).compile();
+  const app = moduleRef.createNestApplication({ logger: false });
+  await app.init();
+  return app;
+}
+
+describe('RedisTxHealthIndicator', () => {
+  const bed = useRedisServer();
+  let admin: Redis;
+  let app: INestApplication;
+  beforeAll(async () => {
+    admin = new Redis(bed.server.url);
+    // Set after start: the test bed's readiness PING has no password.
+    await admin.config('SET', 'requirepass', password);
+    app = await healthApp({ connection: `redis://:${password}@127.0.0.1:${bed.server.port}` });
+  });
+  bed.beforeStop(async () => {
+    await app?.close();
+    admin?.disconnect();
+  });
+
+  it('answers 200 with each open connection up, and no credentials', async () => {
+    const before = await request(app.getHttpServer()).get('/health').expect(200);
+    // No lock was taken yet: the lock connection is not opened just to be checked.
+    expect(before.body.details.redis).toEqual({
+      status: 'up',
+      shared: 'up',
+      transactions: 'up',
+    });
+
+    await app.get(LockService).using('health', () => undefined);
+    const after = await request(app.getHttpServer()).get('/health').expect(200);
+    expect(after.body).toEqual({
+      status: 'ok',
+      info: { redis: { status: 'up', shared: 'up', transactions: 'up', locks: 'up' } },
+      error: {},
+      details: { redis: { status: 'up', shared: 'up', transactions: 'up', locks: 'up' } },
+    });
+    expect(JSON.stringify(after.body)).not.toContain(password);
+  });
+
+  it('answers 503 naming every connection that does not answer while the server is frozen', async () => {
+    bed.server.pause();
+    try {
+      const started = performance.now();
+      const response = await request(app.getHttpServer()).get('/health').expect(503);
+      // Bounded by the 300 ms timeout, not by the frozen server.
+      expect(performance.now() - started).toBeLessThan(2_000);
+      expect(response.body.status).toBe('error');
+      expect(response.body.error.redis).toEqual({
+        status: 'down',
+        shared: 'down',
+        transactions: 'down',
+        locks: 'down',
+      });
+      expect(JSON.stringify(response.body)).not.toContain(password);
+    } finally {
+      bed.server.resume();
+    }
+    await request(app.getHttpServer()).get('/health').expect(200);
+  });
+
+  it('refuses a bad timeoutMs with a typed error naming it', async () => {
+    const indicator = app.get(RedisTxHealthIndicator);
+    await expect(indicator.isHealthy('redis', { timeoutMs: 0 })).rejects.toThrow(
+      InvalidOptionsError,
+    );
+    await expect(indicator.isHealthy('redis', { timeoutMs: 1.5 })).rejects.toMatchObject({
+      option: 'timeoutMs',
+    });
+  });
+
+  // Last: the server stays down.
+  it('answers 503 when the server is gone', async () => {
+    await bed.server.stop();
+    const response = await request(app.getHttpServer()).get('/health').expect(503);
+    expect(response.body.error.redis).toMatchObject({ status: 'down', shared: 'down' });
+  });
+});
+
+describe('RedisTxHealthIndicator with Redlock', () => {
+  // Three Redlock masters and the module's own Redis.
+  const bed = useRedisServers(4);
+  let app: INestApplication;
+  beforeAll(async () => {
+    const [a, b, c, main] = bed.servers;
+    app = await healthApp({
+      connection: main!.url,
+      locks: { redlock: { connections: [a!.url, b!.url, c!.url] } },
+    });
+  });
+  bed.beforeStop(() => app?.close());
+
+  it('names each master by host:port, and the one that is down', async () => {
+    const [a, b, c] = bed.servers.map((server) => `redlock 127.0.0.1:${server.port}`);
+    const up = await request(app.getHttpServer()).get('/health').expect(200);
+    expect(up.body.details.redis).toMatchObject({ [a!]: 'up', [b!]: 'up', [c!]: 'up' });
+
+    await bed.servers[1]!.stop();
+    const down = await request(app.getHttpServer()).get('/health').expect(503);
+    expect(down.body.error.redis).toEqual({
+      status: 'down',
+      shared: 'up',
+      transactions: 'up',
+      [a!]: 'up',
+      [b!]: 'down',
+      [c!]: 'up',
+    });
+  });
+});
+
+describe('the built package entries', () => {
+  /**
+   * Imports `entry` in a fresh Node process whose module loader refuses
+   * @nestjs/terminus, as in an app that has not installed it.
+   */
+  const importWithoutTerminus = (entry: string): string => {
+    const hooks = `export async function resolve(specifier, context, next) {
+      if (specifier === '@nestjs/terminus' || specifier.startsWith('@nestjs/terminus/'))
+        throw new Error('@nestjs/terminus was loaded');
+      return next(specifier, context);
+    }`;
+    const register = `import { register } from 'node:module';
+      register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hooks)}`)});`;
+    const script = `try { await import(${JSON.stringify(entry)}); console.log('loaded'); }
+      catch (error) { console.log(error.message); }`;
+    return execFileSync(
+      process.execPath,
+      [
+        '--import',
+        `data:text/javascript,${encodeURIComponent(register)}`,
+        '--input-type=module',
+        '-e',
+        script,
+      ],
+      { encoding: 'utf8' },
+    ).trim();
+  };
+
+  it('nestjs-redis-tx loads without @nestjs/terminus; nestjs-redis-tx/terminus is where it is needed', () => {
+    expect(importWithoutTerminus('nestjs-redis-tx')).toBe('loaded');
+    expect(importWithoutTerminus('nestjs-redis-tx/terminus')).toBe('@nestjs/terminus was loaded');
+  });
+
+  it('nestjs-redis-tx/terminus exports the indicator and its module', () => {
+    const names = execFileSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `console.log(Object.keys(await import('nestjs-redis-tx/terminus')).sort().join())`,
+      ],
+      { encoding: 'utf8' },
+    ).trim();
+    expect(names).toBe('RedisTxHealthIndicator,RedisTxHealthModule');
+  });
+});
