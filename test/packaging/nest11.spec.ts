@@ -1,0 +1,103 @@
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { Redis } from 'ioredis';
+import { useRedisServer } from '../support/redis.js';
+import { consumerTsconfig } from './consumer-app.js';
+import { nest11Source } from './nest11-app.js';
+import { packTarball, readManifest, repoRoot } from './packed-package.js';
+import { runOrThrow } from './run-process.js';
+
+const tsc = join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc');
+
+/** The lowest release of the first range in a `^a || ^b` peer range. */
+function lowestOf(range: string): string {
+  return range.split('||')[0]!.trim().replace(/^\^/, '');
+}
+
+function installedVersion(appDir: string, name: string): string {
+  const manifest = join(appDir, 'node_modules', name, 'package.json');
+  return (JSON.parse(readFileSync(manifest, 'utf8')) as { version: string }).version;
+}
+
+/*
+ * NestJS 11 is in the peer range but is not what this repository develops
+ * on, so this installs it from the registry into a temp app, beside the
+ * packed library and the lowest ioredis the peer range allows, and runs an
+ * HTTP app on it. NestJS 11 is CommonJS: the app requires our ES module,
+ * which imports NestJS 11 through Node's CommonJS interop.
+ */
+describe('the packed library on NestJS 11 and the lowest ioredis of its peer range', () => {
+  const bed = useRedisServer();
+  let workDir: string;
+  let observer: Redis;
+
+  beforeAll(() => {
+    workDir = mkdtempSync(join(tmpdir(), 'redis-tx-nest11-'));
+    observer = new Redis(bed.server.url);
+  });
+  bed.beforeStop(() => observer?.quit());
+  afterAll(() => {
+    if (workDir) rmSync(workDir, { recursive: true, force: true });
+  });
+
+  it('transfers under WATCH and answers 409 for a busy @Locked handler, across two instances', async () => {
+    const manifest = readManifest();
+    const tarball = await packTarball(workDir);
+    const appDir = join(workDir, 'app');
+    mkdirSync(join(appDir, 'src'), { recursive: true });
+    const ioredis = lowestOf(manifest.peerDependencies['ioredis']!);
+    const dependencies = {
+      '@nestjs/common': '^11.0.0',
+      '@nestjs/core': '^11.0.0',
+      '@nestjs/platform-express': '^11.0.0',
+      'reflect-metadata': '^0.2.0',
+      rxjs: '^7.1.0',
+      ioredis,
+      '@types/node': '^20.19.0',
+      [manifest.name]: `file:../${basename(tarball)}`,
+    };
+    writeFileSync(
+      join(appDir, 'package.json'),
+      JSON.stringify({ name: 'nest11-app', private: true, type: 'commonjs', dependencies }),
+    );
+    writeFileSync(join(appDir, 'tsconfig.json'), JSON.stringify(consumerTsconfig));
+    writeFileSync(join(appDir, 'src', 'main.ts'), nest11Source);
+
+    // --prefix pins the install to the temp app even under `npm test`, whose
+    // environment describes this repository. No --legacy-peer-deps: npm must
+    // accept our peer ranges as they are.
+    await runOrThrow(
+      'npm',
+      ['install', '--prefix', appDir, '--no-audit', '--no-fund', '--prefer-offline'],
+      { cwd: appDir, timeoutMs: 150_000 },
+    );
+    expect(installedVersion(appDir, '@nestjs/core')).toMatch(/^11\./);
+    expect(installedVersion(appDir, '@nestjs/common')).toMatch(/^11\./);
+    expect(installedVersion(appDir, 'ioredis')).toBe(ioredis);
+
+    // Against NestJS 11's and that ioredis' declaration files, ours included.
+    await runOrThrow(process.execPath, [tsc, '-p', 'tsconfig.json'], {
+      cwd: appDir,
+      timeoutMs: 60_000,
+    });
+
+    await observer.mset('acct:alice', 5, 'acct:bob', 0);
+    const run = await runOrThrow(process.execPath, ['dist/main.js', bed.server.url], {
+      cwd: appDir,
+      timeoutMs: 30_000,
+      env: { ...process.env, NODE_OPTIONS: '' },
+    });
+    const line = run.stdout.split('\n').find((text) => text.startsWith('nest11 '));
+    expect(JSON.parse(line!.slice('nest11 '.length))).toEqual({
+      // 12 concurrent transfers of 1 from 5: WATCH lets exactly 5 through, never an overdraft.
+      transfers: [...Array<number>(5).fill(201), ...Array<number>(7).fill(400)],
+      whileHeld: 409,
+      holder: 201,
+      afterRelease: 201,
+    });
+    expect(await observer.mget('acct:alice', 'acct:bob')).toEqual(['0', '5']);
+    // No lock is left behind; the fencing counters stay, by design.
+    expect((await observer.keys('*')).sort()).toEqual(['acct:alice', 'acct:bob', 'lock:fence']);
+  }, 270_000);
+});
