@@ -1,30 +1,46 @@
-import { Injectable } from '@nestjs/common';
+import {
+  BadRequestException,
+  ConflictException,
+  Injectable,
+  NotFoundException,
+} from '@nestjs/common';
 import { RedisTx, Transactional } from '../../lib/index.js';
-
-export class InsufficientFunds extends Error {}
 
 @Injectable()
 export class AccountsService {
   constructor(private readonly redis: RedisTx) {}
 
-  @Transactional()
+  /** Refuses to open an account twice, so an opening cannot reset a balance. */
+  @Transactional({ watch: (id: string) => [`acct:${id}`] })
   async open(id: string, balance: number): Promise<void> {
+    if (await this.redis.client.exists(`acct:${id}`)) {
+      throw new ConflictException(`account ${id} already exists`);
+    }
     this.redis.multi.set(`acct:${id}`, balance).sadd('accounts', id);
   }
 
-  /** Reads both balances on the watched connection; a concurrent change re-runs the whole method. */
+  /**
+   * Reads both balances on the watched connection; a change to either by
+   * anyone else before EXEC (another request, another instance) runs the
+   * whole method again, so the check always holds for the balance written.
+   */
   @Transactional({
     watch: (from: string, to: string) => [`acct:${from}`, `acct:${to}`],
     retries: 10,
   })
   async transfer(from: string, to: string, amount: number): Promise<void> {
-    const [balance] = await this.redis.client.mget(`acct:${from}`);
-    if (Number(balance) < amount) throw new InsufficientFunds(`${from} has ${balance ?? 0}`);
+    if (from === to) throw new BadRequestException('from and to must be different accounts');
+    const [balance, target] = await this.redis.client.mget(`acct:${from}`, `acct:${to}`);
+    if (balance === null) throw new NotFoundException(`no account ${from}`);
+    if (target === null) throw new NotFoundException(`no account ${to}`);
+    if (Number(balance) < amount) {
+      throw new BadRequestException(`account ${from} has ${balance}, less than ${amount}`);
+    }
     this.redis.multi.decrby(`acct:${from}`, amount).incrby(`acct:${to}`, amount);
   }
 
   async balances(): Promise<Record<string, number>> {
-    const ids = await this.redis.client.smembers('accounts');
+    const ids = (await this.redis.client.smembers('accounts')).sort();
     const values = ids.length ? await this.redis.client.mget(ids.map((id) => `acct:${id}`)) : [];
     return Object.fromEntries(ids.map((id, i) => [id, Number(values[i])]));
   }

@@ -1,18 +1,43 @@
+import { hostname } from 'node:os';
 import { Module, type DynamicModule } from '@nestjs/common';
+import { ScheduleModule } from '@nestjs/schedule';
+import { TerminusModule } from '@nestjs/terminus';
 import { RedisTxModule } from '../../lib/index.js';
+import { RedisTxHealthModule } from '../../lib/terminus/index.js';
+import { AccountsController } from './accounts.controller.js';
 import { AccountsService } from './accounts.service.js';
-import { AppController } from './app.controller.js';
 import { FollowsService } from './follows.service.js';
+import { HealthController } from './health.controller.js';
+import { INSTANCE_ID } from './instance-id.js';
+import { OrdersController } from './orders.controller.js';
 import { OrdersService } from './orders.service.js';
+import { ReportService } from './report.service.js';
+import { UsersController } from './users.controller.js';
+
+export interface SampleAppOptions {
+  /** Written next to what this instance does (payments, report runs). Defaults to `<hostname>:<pid>`. */
+  instanceId?: string;
+}
 
 @Module({})
 export class AppModule {
-  static forRedis(url: string): DynamicModule {
+  static forRedis(url: string, options: SampleAppOptions = {}): DynamicModule {
     return {
       module: AppModule,
-      imports: [RedisTxModule.forRoot({ connection: url })],
-      controllers: [AppController],
-      providers: [AccountsService, FollowsService, OrdersService],
+      imports: [
+        RedisTxModule.forRoot({ connection: url }),
+        ScheduleModule.forRoot(),
+        TerminusModule,
+        RedisTxHealthModule,
+      ],
+      controllers: [HealthController, AccountsController, OrdersController, UsersController],
+      providers: [
+        { provide: INSTANCE_ID, useValue: options.instanceId ?? `${hostname()}:${process.pid}` },
+        AccountsService,
+        FollowsService,
+        OrdersService,
+        ReportService,
+      ],
     };
   }
 }

@@ -1,11 +1,12 @@
 import { Injectable } from '@nestjs/common';
 import { RedisTx, Transactional } from '../../lib/index.js';
 
+/** Who follows whom, kept from both sides: `u:<user>:follows` and `u:<target>:fans` always mirror each other. */
 @Injectable()
 export class FollowsService {
   constructor(private readonly redis: RedisTx) {}
 
-  /** Both sets change together or not at all: one MULTI … EXEC. */
+  /** Both sets change together or not at all: one MULTI … EXEC, which no other client's commands can interleave. */
   @Transactional()
   async follow(user: string, target: string): Promise<void> {
     this.redis.multi.sadd(`u:${user}:follows`, target).sadd(`u:${target}:fans`, user);
