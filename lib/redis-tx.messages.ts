@@ -26,6 +26,8 @@ export const messages = {
 
   execAborted: (label: string, causes: readonly Error[]) =>
     `${label}: Redis rejected the transaction before running it (EXECABORT); nothing was applied.${causes.length ? ` Rejected: ${causes.map((c) => c.message).join('; ')}.` : ''} Fix the queued command and try again.`,
+  watchRefused: (label: string, redisSays: string) =>
+    `${label}: Redis refused the WATCH (${redisSays}), so the method did not run and nothing was applied; it was not retried. If the Redis user lacks permission, grant it the watched keys.`,
   notSent: (label: string, reason: string) =>
     `${label}: the transaction was not sent, so nothing was applied: ${reason}.`,
   execFailed: (label: string, failed: number, total: number, firstError: string) =>

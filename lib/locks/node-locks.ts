@@ -126,7 +126,7 @@ export class NodeLocks implements LockStore {
       }
       // Subscribed only now that a wait begins: a hand-off published before
       // the subscription took hold was missed, so try once more first.
-      if (!(await hear.listen(listeningBefore))) continue;
+      if (!(await this.listen(hear, listeningBefore, name, keys, token))) continue;
       if (wokenBy === 'first-try') {
         channels.lockWait.publish(() => ({ keys: allNames, mode: options.mode }));
       }
@@ -149,6 +149,25 @@ export class NodeLocks implements LockStore {
         );
       }
       wokenBy = wake.reason;
+    }
+  }
+
+  /** Subscribes for hand-offs; a refusal (an ACL without the channel) takes the waiter out of the line, typed. */
+  private async listen(
+    hear: HandOffs,
+    before: Subscription | undefined,
+    name: string,
+    keys: LockRedisKeys,
+    token: string,
+  ): Promise<boolean> {
+    try {
+      return await hear.listen(before);
+    } catch (error) {
+      await this.leave(name, keys, token);
+      throw (
+        lockRefusal(error, name, this.defaults.keyPrefix) ??
+        new RedisTxError(messages.lockConnectionFailed(name), { cause: error })
+      );
     }
   }
 

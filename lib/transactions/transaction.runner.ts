@@ -1,6 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Inject, Injectable, Logger } from '@nestjs/common';
+import { ReplyError } from 'ioredis';
 import { RedisConnections } from '../connection/redis-connections.js';
 import type { QueuedCommand, TxConnection } from '../connection/tx-connection.js';
 import { clusterRedirect, lostBeforeExec } from '../connection/cluster-redirect.js';
@@ -223,6 +224,17 @@ export class TransactionRunner {
       const redirect =
         pinned && (clusterRedirect(error) ?? (lostBeforeExec(error) ? {} : undefined));
       if (redirect) this.connections.clusterWatch?.redirected(redirect);
+      // Redis answered with an error (an ACL refusal): definite, and nothing ran.
+      else if (error instanceof ReplyError) {
+        const refusal = error as Error;
+        throw new TransactionAbortedError(
+          messages.watchRefused(label, refusal.message),
+          [refusal],
+          {
+            cause: refusal,
+          },
+        );
+      }
       // The connection dropped under WATCH (a failover): nothing ran yet, so run again.
       else if (!isConnectionLostError(error)) throw error;
       return { kind: 'conflict', context: this.newContext(label, connection.redis) };

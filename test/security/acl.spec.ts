@@ -176,6 +176,23 @@ describe('Redis ACL users', () => {
     await app.get(LockService).using('exclusive', () => undefined);
   });
 
+  it('answers a waiter whose user may not subscribe to the hand-off channel with RedisPermissionError, and takes it out of the line', async () => {
+    const rules = lockUserRules.filter((rule) => rule !== '&lock:handoff*');
+    await admin.acl('SETUSER', 'deaf', 'on', '>secret-deaf', ...rules);
+    const holder = await (await appAs('locker')).get(LockService).acquire('busy');
+    const error = await (
+      await appAs('deaf')
+    )
+      .get(LockService)
+      .acquire('busy', { waitMs: 5_000 })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RedisPermissionError);
+    expect((error as Error).message).toMatch(/"busy".*NOPERM/s);
+    // Out of the line at once: no waiter left for the release to hand the lock to.
+    expect(await admin.exists('lock:{busy}:q', 'lock:{busy}:qx')).toBe(0);
+    await holder.release();
+  });
+
   it('turns NOPERM inside MULTI into TransactionAbortedError with nothing applied', async () => {
     await admin.acl('SETUSER', 'ledger-only', 'on', '>secret-ledger-only', '+@all', '~ledger:*');
     const app = await appAs('ledger-only');
@@ -205,8 +222,9 @@ describe('Redis ACL users', () => {
         { watch: ['forbidden:1'] },
       )
       .catch((e: unknown) => e);
-    // Redis's own reply error (not yet a RedisTxError): a definite refusal, not retried.
-    expect((error as Error).message).toMatch(/^NOPERM/);
+    // A definite refusal, typed, not retried.
+    expect(error).toBeInstanceOf(TransactionAbortedError);
+    expect((error as Error).message).toMatch(/refused the WATCH \(NOPERM/);
     expect(ran).toBe(0);
     expect(await admin.exists('ledger:total')).toBe(0);
   });
