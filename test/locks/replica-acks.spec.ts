@@ -23,10 +23,14 @@ const writerKey = (name: string) => lockRedisKeys('lock:', name).writer;
 /** Set by the test that calls the @Locked method: where the method looks for its own lock. */
 let replicaForJob: Redis | undefined;
 
+// A healthy replica acknowledges within a millisecond or so; the default 100 ms
+// could run out on a loaded test machine, which is not what these tests are about.
+const generous = 5_000;
+
 @Injectable()
 class AcknowledgedJob {
   /** Reads its own lock key on the replica while holding it. */
-  @Locked((id: string) => `job:${id}`, { replicaAcks: 1 })
+  @Locked((id: string) => `job:${id}`, { replicaAcks: 1, replicaAckTimeoutMs: generous })
   async run(id: string): Promise<string | null> {
     return replicaForJob!.get(writerKey(`job:${id}`));
   }
@@ -61,7 +65,7 @@ describe('LockService with replicaAcks (Redis WAIT)', () => {
   });
 
   it('returns the lock only once the replica has it', async () => {
-    const lock = await locks().acquire('acked', { replicaAcks: 1 });
+    const lock = await locks().acquire('acked', { replicaAcks: 1, replicaAckTimeoutMs: generous });
     try {
       // Asked of the replica directly, right after acquire returned.
       expect(await onReplica.get(writerKey('acked'))).toBe(await onMaster.get(writerKey('acked')));
@@ -77,7 +81,11 @@ describe('LockService with replicaAcks (Redis WAIT)', () => {
     const onAcquire = (event: unknown) => acquired.push(event as LockAcquireEvent);
     subscribe(channelNames.lockAcquire, onAcquire);
     try {
-      const waiter = locks().acquire('handed', { replicaAcks: 1, waitMs: 5_000 });
+      const waiter = locks().acquire('handed', {
+        replicaAcks: 1,
+        replicaAckTimeoutMs: generous,
+        waitMs: 5_000,
+      });
       await queuedOnMaster('handed');
       await holder.release();
       const lock = await waiter;
