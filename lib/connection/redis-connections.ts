@@ -13,6 +13,7 @@ import { lockScripts } from '../locks/lock.scripts.js';
 import { messages } from '../redis-tx.messages.js';
 import { checkSingleSlot } from '../transactions/cluster-slot-check.js';
 import { createSharedClient } from './client.factory.js';
+import { reportConnectionErrors } from './connection-errors.js';
 import { ClusterWatchConnections, type PinnedConnection } from './cluster-watch-connections.js';
 import {
   closeClient,
@@ -200,17 +201,8 @@ export class RedisConnections implements OnModuleInit, OnApplicationShutdown {
     ]);
   }
 
-  /** ioredis prints unhandled 'error' events itself; route them through Nest's logger, once per distinct message. */
   private reportErrors(client: RedisClient, role: string): void {
-    let last = '';
-    client.on('error', (error: Error) => {
-      if (error.message === last) return;
-      last = error.message;
-      this.logger.warn(`Redis ${role} connection: ${error.message}`);
-    });
-    client.on('ready', () => {
-      last = '';
-    });
+    reportConnectionErrors(client, this.logger, `Redis ${role} connection`);
   }
 }
 

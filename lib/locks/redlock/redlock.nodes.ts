@@ -7,6 +7,7 @@ import {
   type OnModuleInit,
 } from '@nestjs/common';
 import { Redis, type RedisOptions } from 'ioredis';
+import { reportConnectionErrors } from '../../connection/connection-errors.js';
 import { closeClient, duplicateClient } from '../../connection/redis-client.js';
 import { RedisTxError } from '../../errors/redis-tx.error.js';
 import { REDIS_TX_OPTIONS } from '../../module/redis-tx.constants.js';
@@ -49,7 +50,7 @@ export class RedlockNodes implements OnModuleInit, OnApplicationShutdown {
     this.made = this.connections.map((connection) => {
       const client = connect(connection);
       const node = new RedlockNode(client, labelOf(client));
-      this.reportErrors(client, `Redlock master ${node.label}`);
+      reportConnectionErrors(client, this.logger, `Redlock master ${node.label}`);
       return node;
     });
   }
@@ -61,7 +62,7 @@ export class RedlockNodes implements OnModuleInit, OnApplicationShutdown {
       if (this.closed) throw new RedisTxError(messages.moduleClosed);
       // Unlike the command connection, a subscription may wait for the master to come back.
       subscriber = node.client.duplicate({ enableOfflineQueue: true, lazyConnect: false });
-      this.reportErrors(subscriber, `Redlock subscriber ${node.label}`);
+      reportConnectionErrors(subscriber, this.logger, `Redlock subscriber ${node.label}`);
       this.subscribers.set(node, subscriber);
     }
     return subscriber;
@@ -70,19 +71,6 @@ export class RedlockNodes implements OnModuleInit, OnApplicationShutdown {
   async onApplicationShutdown(): Promise<void> {
     this.closed = true;
     await Promise.all([...this.made.map((n) => n.client), ...this.subscribers.values()].map(close));
-  }
-
-  /** ioredis prints unhandled 'error' events itself; route them through Nest's logger, once per distinct message. */
-  private reportErrors(client: Redis, role: string): void {
-    let last = '';
-    client.on('error', (error: Error) => {
-      if (error.message === last) return;
-      last = error.message;
-      this.logger.warn(`${role}: ${error.message}`);
-    });
-    client.on('ready', () => {
-      last = '';
-    });
   }
 }
 
