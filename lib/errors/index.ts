@@ -13,3 +13,4 @@ export * from './lock-not-acquired.error.js';
 export * from './lock-lost.error.js';
 export * from './invalid-lock-key.error.js';
 export * from './redis-permission.error.js';
+export * from './shutting-down.error.js';

@@ -1,14 +1,44 @@
 import { markAsHttpConflict } from './http-conflict.js';
 import { RedisTxError } from './redis-tx.error.js';
 
-/** The lock was busy and the wait ran out (or `waitMs` was 0). Answers 409 over HTTP. */
+/**
+ * Why a lock was not acquired. Only `busy` and `timeout` mean someone else
+ * holds it; the others are the caller's own doing or the infrastructure's.
+ *
+ * - `busy`: held elsewhere, and the call did not wait (`waitMs: 0`, `tryAcquire`).
+ * - `timeout`: held elsewhere for all of `waitMs`.
+ * - `would-deadlock`: the call chain holds the name for reading and asked to write.
+ * - `aborted`: the caller's `signal` aborted the wait.
+ * - `shutdown`: the application is shutting down.
+ * - `connection`: Redis could not be reached, or the connection failed before it answered; nothing was taken.
+ * - `outcome-unknown`: the reply to the acquisition was lost; whatever it took is released by token.
+ * - `no-quorum`: Redlock: too few masters answered.
+ * - `replica-acks`: fewer replicas than `replicaAcks` acknowledged the lock in time; it was released.
+ * - `lease-expired`: the lock was won, but its lease had ended by the time the reply was handled; it was released.
+ */
+export type LockRefusalReason =
+  | 'busy'
+  | 'timeout'
+  | 'would-deadlock'
+  | 'aborted'
+  | 'shutdown'
+  | 'connection'
+  | 'outcome-unknown'
+  | 'no-quorum'
+  | 'replica-acks'
+  | 'lease-expired';
+
+/** The lock was not acquired; `reason` says why. Answers 409 over HTTP. */
 export class LockNotAcquiredError extends RedisTxError {
+  readonly reason: LockRefusalReason;
+
   constructor(
     message: string,
     readonly keys: readonly string[],
-    options?: { cause?: unknown },
+    options: { reason: LockRefusalReason; cause?: unknown },
   ) {
     super(message, options);
+    this.reason = options.reason;
     markAsHttpConflict(this);
   }
 }

@@ -192,7 +192,9 @@ export class LockService implements BeforeApplicationShutdown {
 
   /** Re-enters what this call chain already holds and acquires the rest, all or none. */
   private async acquireChecked(names: string[], options: Resolved): Promise<Lock> {
-    if (this.closing) throw new LockNotAcquiredError(messages.lockShuttingDown, names);
+    if (this.closing) {
+      throw new LockNotAcquiredError(messages.lockShuttingDown, names, { reason: 'shutdown' });
+    }
     const inChain = this.chain.getStore();
     // A set: one multi-key lock re-entered through several of its keys is one hold.
     const reentered = new Set<HeldLock>();
@@ -293,7 +295,9 @@ function heldInChain(
   const same = chain.get(`${mode}:${name}`);
   if (same) return same;
   if (mode === 'w' && chain.has(`r:${name}`)) {
-    throw new LockNotAcquiredError(messages.lockUpgrade(name), [name]);
+    throw new LockNotAcquiredError(messages.lockUpgrade(name), [name], {
+      reason: 'would-deadlock',
+    });
   }
   return undefined;
 }

@@ -122,7 +122,9 @@ export class NodeLocks implements LockStore {
       const remaining = deadline - performance.now();
       if (remaining <= 0) {
         if (queued) await this.leave(name, keys, token);
-        throw new LockNotAcquiredError(messages.lockBusy(allNames, options.waitMs), allNames);
+        throw new LockNotAcquiredError(messages.lockBusy(allNames, options.waitMs), allNames, {
+          reason: canWait ? 'timeout' : 'busy',
+        });
       }
       // Subscribed only now that a wait begins: a hand-off published before
       // the subscription took hold was missed, so try once more first.
@@ -145,7 +147,7 @@ export class NodeLocks implements LockStore {
         throw new LockNotAcquiredError(
           options.closing() ? messages.lockShuttingDown : messages.lockWaitAborted(allNames),
           allNames,
-          { cause },
+          { reason: options.closing() ? 'shutdown' : 'aborted', cause },
         );
       }
       wokenBy = wake.reason;
@@ -203,7 +205,10 @@ export class NodeLocks implements LockStore {
       // The reply was lost: the lock may be ours. Release it by token once
       // the connection is back, so that no key is stranded until its lease ends.
       void this.release({ name, keys, token, fence: 0 }, options.mode).catch(() => false);
-      throw new LockNotAcquiredError(messages.lockAcquireUnknown(name), [name], { cause: error });
+      throw new LockNotAcquiredError(messages.lockAcquireUnknown(name), [name], {
+        reason: 'outcome-unknown',
+        cause: error,
+      });
     }
   }
 

@@ -65,7 +65,7 @@ export class ReplicaAcks {
       throw new LockNotAcquiredError(
         messages.replicaAcksMissing(name, acknowledged, replicaAcks, replicaAckTimeoutMs),
         keys,
-        { cause },
+        { reason: 'replica-acks', cause },
       );
     } finally {
       // WAIT leaves nothing behind on the connection; a dropped one is replaced.
@@ -88,6 +88,7 @@ export class ReplicaAcks {
     throw new LockNotAcquiredError(
       messages.lockLost(name, 'its lease ended before replicas could acknowledge it'),
       keys,
+      { reason: 'replica-acks' },
     );
   }
 }

@@ -26,6 +26,8 @@ const defaults: Omit<ResolvedRedisTxOptions, 'connection'> = {
     replicaAckTimeoutMs: 100,
   },
   scripts: {},
+  commandTimeoutMs: 5_000,
+  shutdownTimeoutMs: 5_000,
 };
 
 /** Checks every option and merges in the defaults; throws InvalidOptionsError naming the first bad option. */
@@ -72,6 +74,18 @@ export function resolveModuleOptions(raw: unknown): ResolvedRedisTxOptions {
     },
     locks: checkLocks(options.locks, options.connection),
     scripts: checkScripts(options.scripts),
+    commandTimeoutMs: integer(
+      'commandTimeoutMs',
+      options.commandTimeoutMs,
+      defaults.commandTimeoutMs,
+      1,
+    ),
+    shutdownTimeoutMs: integer(
+      'shutdownTimeoutMs',
+      options.shutdownTimeoutMs,
+      defaults.shutdownTimeoutMs,
+      0,
+    ),
   };
   return resolved;
 }

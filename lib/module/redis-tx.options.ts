@@ -41,6 +41,17 @@ export interface RedisTxModuleOptions {
   locks?: LockDefaults;
   /** Lua scripts, by command name. */
   scripts?: Record<string, RedisScript>;
+  /**
+   * The longest the library waits for Redis to answer one command on a
+   * connection it owns. A connection silent for longer is dropped, and every
+   * command on it fails typed. Default 5 000 ms.
+   */
+  commandTimeoutMs?: number;
+  /**
+   * How long `app.close()` lets work in flight (transactions, running lock
+   * holders, releases) finish before it stops waiting. Default 5 000 ms.
+   */
+  shutdownTimeoutMs?: number;
 }
 
 /** Options once defaults are merged in. */
@@ -51,6 +62,8 @@ export interface ResolvedRedisTxOptions {
   };
   locks: Required<Omit<LockDefaults, 'redlock'>> & { redlock?: Required<RedlockOptions> };
   scripts: Record<string, RedisScript>;
+  commandTimeoutMs: number;
+  shutdownTimeoutMs: number;
 }
 
 export type RedisTxModuleFactoryOptions = Omit<RedisTxModuleOptions, 'isGlobal'>;

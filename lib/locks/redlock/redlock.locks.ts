@@ -116,7 +116,7 @@ export class RedlockLocks implements LockStore {
               ? messages.lockShuttingDown
               : messages.lockWaitAborted(request.allNames),
             request.allNames,
-            { cause: signal.reason },
+            { reason: request.closing() ? 'shutdown' : 'aborted', cause: signal.reason },
           );
         }
         wokenBy = wake;
@@ -313,12 +313,16 @@ export class RedlockLocks implements LockStore {
       return new LockNotAcquiredError(
         messages.redlockNoQuorum(name, refusal.answered, q, this.nodes.all.length, request.waitMs),
         request.allNames,
-        { cause: new AggregateError(refusal.errors, messages.redlockNodeCauses(name)) },
+        {
+          reason: 'no-quorum',
+          cause: new AggregateError(refusal.errors, messages.redlockNodeCauses(name)),
+        },
       );
     }
     return new LockNotAcquiredError(
       messages.lockBusy(request.allNames, request.waitMs),
       request.allNames,
+      { reason: request.waitMs > 0 ? 'timeout' : 'busy' },
     );
   }
 }
