@@ -38,6 +38,16 @@ export const messages = {
     `${label}: on Redis Cluster a transaction's keys must all live in one hash slot, but ${keys.map((k) => `"${k.key}" is in slot ${k.slot}`).join(', ')}. Nothing was sent. Give the keys a common hash tag, e.g. "{user:42}:balance" and "{user:42}:history": only the part inside { } decides the slot.`,
   clusterRefusedExec: (label: string, reply: string) =>
     `${label}: a Redis Cluster node refused the transaction (${reply}), so Redis discarded it and nothing was applied. Its slot moved or the cluster was failing over; try again.`,
+  connectionLost: (command: string, reason: string, deadlineMs: number) =>
+    reason === 'silent'
+      ? `Redis sent no reply to ${command.toUpperCase()} for ${deadlineMs} ms (\`commandTimeoutMs\`), so its connection was dropped; whether the command was applied is unknown.`
+      : reason === 'unreachable'
+        ? `${command.toUpperCase()} waited ${deadlineMs} ms (\`commandTimeoutMs\`) for a connection to Redis and was never sent.`
+        : `The connection to Redis closed before it answered ${command.toUpperCase()}; whether the command was applied is unknown.`,
+  unreachableWithin: (timeoutMs: number, lastError: string | undefined) =>
+    `Redis was not reachable within ${timeoutMs} ms (\`transactions.readyTimeoutMs\`)${lastError ? `; the last connection error was: ${lastError}` : ''}`,
+  connectionEnded: (lastError: string | undefined) =>
+    `its connection closed for good${lastError ? ` (last error: ${lastError})` : ''}`,
   outcomeUnknown: (label: string) =>
     `${label}: the connection to Redis failed after EXEC was sent and before its reply; Redis may or may not have applied the transaction. It was not retried: check the data before trying again.`,
 

@@ -1,6 +1,7 @@
 import { ReplyError } from 'ioredis';
 import { TransactionAbortedError } from '../errors/transaction-aborted.error.js';
 import { TransactionCrossSlotError } from '../errors/transaction-cross-slot.error.js';
+import { isConnectionLostError, isUnsentError } from './redis-client.js';
 
 /** Where a MOVED reply says a slot lives now; `node` is undefined for redirects that name none. */
 export interface ClusterRedirect {
@@ -41,5 +42,5 @@ export function clusterRedirect(error: unknown): ClusterRedirect | undefined {
 export function lostBeforeExec(error: unknown): boolean {
   if (error instanceof TransactionCrossSlotError) return false;
   if (error instanceof TransactionAbortedError) return error.causes.length === 0;
-  return error instanceof Error && error.message === 'Connection is closed.';
+  return isConnectionLostError(error) && !isUnsentError(error);
 }

@@ -34,6 +34,8 @@ export class ClusterWatchConnections {
     private readonly size: number,
     private readonly scripts: Record<string, RedisScript>,
     private readonly onCreate: (redis: Redis) => void,
+    private readonly commandTimeoutMs: number,
+    private readonly onSilent: () => void,
   ) {}
 
   /** The keys the borrower of `connection` watches; none for any other connection. */
@@ -117,6 +119,6 @@ export class ClusterWatchConnections {
       scripts: this.scripts,
     });
     this.onCreate(redis);
-    return new TxConnection(redis);
+    return new TxConnection(redis, this.commandTimeoutMs, this.onSilent);
   }
 }

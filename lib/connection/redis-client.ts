@@ -1,5 +1,5 @@
-import { once } from 'node:events';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { ConnectionLostError } from '../errors/connection-lost.error.js';
 
 /** The shared client: a single node (direct or through Sentinel) or a Cluster. */
 export type RedisClient = Redis | Cluster;
@@ -21,7 +21,7 @@ export interface DuplicateOverrides {
  * about to be replaced, so a lock taken there would be silently lost. The
  * failover detector listens for Sentinel's +switch-master and reconnects at
  * once (at the cost of one pub/sub connection per Sentinel per connection).
- * A READONLY reply means the connection ended up on a replica some other way
+ * A READONLY or MASTERDOWN reply means the connection ended up on a replica some other way
  * (a demotion Sentinel did not announce): reconnecting asks Sentinel again.
  */
 export function withSentinelDefaults<T extends RedisOptions>(options: T): T {
@@ -56,9 +56,13 @@ function duplicateOptions(client: Redis): RedisOptions {
   };
 }
 
-/** 1: reconnect and fail the command; never 2 (resend), which could apply a queued command twice. */
+/**
+ * READONLY (the server is a replica now) or MASTERDOWN (a replica that lost
+ * its master): 1, reconnect and fail the command; never 2 (resend), which
+ * could apply a queued command twice.
+ */
 function reconnectOnReadOnly(error: Error): 1 | false {
-  return error.message.startsWith('READONLY') ? 1 : false;
+  return /^(READONLY|MASTERDOWN)\b/.test(error.message) ? 1 : false;
 }
 
 /**
@@ -80,8 +84,16 @@ export function isUnsentError(error: unknown): boolean {
 /** A command that failed because its connection went away, not because Redis refused it. */
 export function isConnectionLostError(error: unknown): boolean {
   return (
-    isUnsentError(error) || (error instanceof Error && error.message === 'Connection is closed.')
+    isUnsentError(error) ||
+    error instanceof ConnectionLostError ||
+    (error instanceof Error && error.message === 'Connection is closed.')
   );
+}
+
+/** A command that may have reached Redis and whose reply will never come: its effect is unknown. */
+export function isReplyLostError(error: unknown): boolean {
+  if (error instanceof ConnectionLostError) return error.reason !== 'unreachable';
+  return error instanceof Error && error.message === 'Connection is closed.';
 }
 
 /** How long a closing connection waits for the reply to QUIT before cutting the socket. */
@@ -150,7 +162,7 @@ async function closeConnection(client: RedisClient, polite = true): Promise<void
       client.disconnect();
       return;
     case 'ready': {
-      const ended = once(client, 'end');
+      const ended = ending(client);
       // A socket already ending refuses QUIT unsent, and would then reconnect.
       if (!polite || isEnding(client)) {
         client.disconnect();
@@ -168,7 +180,7 @@ async function closeConnection(client: RedisClient, polite = true): Promise<void
     }
     case 'wait': {
       // Never connected: disconnect() ends it at once.
-      const ended = once(client, 'end');
+      const ended = ending(client);
       client.disconnect();
       await ended;
       return;
@@ -176,9 +188,50 @@ async function closeConnection(client: RedisClient, polite = true): Promise<void
     default: {
       // A connection still in its handshake ignores disconnect() and would
       // finish connecting afterwards: let the handshake settle, then close.
-      await settled(client);
-      await closeConnection(client, polite);
+      // A server that accepted the connection but never answers (frozen,
+      // or a half-open path) would hold that forever: cut it after the grace.
+      if (await settlesWithin(nextSettling(client), QUIT_GRACE_MS)) {
+        await closeConnection(client, polite);
+      } else {
+        await cutOff(client);
+      }
     }
+  }
+}
+
+/**
+ * Resolves at the client's 'end'. A plain listener: events.once() would
+ * reject on an 'error' emitted meanwhile, which a closing connection may do.
+ */
+function ending(client: RedisClient): Promise<void> {
+  return new Promise((resolve) => client.once('end', () => resolve()));
+}
+
+/** Ends a connection without asking its server: its sockets are destroyed, and nothing reconnects. */
+async function cutOff(client: RedisClient): Promise<void> {
+  const ended = ending(client);
+  client.disconnect();
+  const connections = client instanceof Cluster ? client.nodes('all') : [client];
+  for (const connection of connections) {
+    const connector = (connection as unknown as { connector?: { stream?: { destroy(): void } } })
+      .connector;
+    connector?.stream?.destroy();
+  }
+  // 'end' follows the destroyed socket's 'close'; should ioredis not emit
+  // it, nothing of this connection is left open to wait for anyway.
+  await settlesWithin(ended, QUIT_GRACE_MS);
+}
+
+/** Whether `promise` settles within `ms`; the timer is cleared either way. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([promise.then(() => true), late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -187,23 +240,10 @@ async function closeConnection(client: RedisClient, polite = true): Promise<void
  * half-open connection) gets its socket cut after `graceMs`.
  */
 async function endedWithin(client: RedisClient, ended: Promise<unknown>, graceMs: number) {
-  let timer: NodeJS.Timeout | undefined;
-  const graceOver = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), graceMs);
-  });
-  try {
-    if ((await Promise.race([ended.then(() => true), graceOver])) !== false) return;
-  } finally {
-    clearTimeout(timer);
-  }
+  if (await settlesWithin(ended, graceMs)) return;
   client.disconnect();
   if (!(client instanceof Cluster)) client.stream?.destroy();
   await ended;
-}
-
-/** Resolves at the next 'ready', 'close' or 'end', whichever comes first. */
-async function settled(client: RedisClient): Promise<void> {
-  await nextSettling(client);
 }
 
 /**

@@ -21,6 +21,7 @@ import {
   duplicateFollowingFailovers,
   type RedisClient,
 } from './redis-client.js';
+import { CommandGuard, dropAtOnceOnFailover } from './command-guard.js';
 import { TxConnection, type QueuedCommand } from './tx-connection.js';
 import { WatchConnectionPool } from './watch-connection.pool.js';
 
@@ -45,15 +46,32 @@ export class RedisConnections implements OnModuleInit, OnApplicationShutdown {
   readonly commandNames: ReadonlySet<string>;
   private readonly scripts: ResolvedRedisTxOptions['scripts'];
   private readonly readyTimeoutMs: number;
+  private readonly commandTimeoutMs: number;
   private closed = false;
+
+  /**
+   * A Cluster node stopped answering: ask the Cluster for a fresh slot map at
+   * once, so that the next call reaches a promoted replica rather than wait
+   * for an error from the silent node.
+   */
+  private readonly refreshSlots = (): void => {
+    if (this.shared instanceof Cluster) this.shared.refreshSlotsCache();
+    const router = this.transactionConnection?.redis;
+    if (router instanceof Cluster) router.refreshSlotsCache();
+  };
 
   constructor(@Inject(REDIS_TX_OPTIONS) options: ResolvedRedisTxOptions) {
     const { client, owned } = createSharedClient(options);
     this.shared = client;
     this.scripts = options.scripts;
     this.readyTimeoutMs = options.transactions.readyTimeoutMs;
+    this.commandTimeoutMs = options.commandTimeoutMs;
     this.ownsShared = owned;
-    if (owned) this.reportErrors(client, 'shared');
+    if (owned) {
+      this.reportErrors(client, 'shared');
+      // After a failover, read nothing more from the old master (see dropAtOnceOnFailover).
+      if (!(client instanceof Cluster)) dropAtOnceOnFailover(client);
+    }
     this.duplicate = (scripts) => {
       // A connection opened after shutdown would never be closed.
       if (this.closed) throw new RedisTxError(messages.moduleClosed);
@@ -63,7 +81,7 @@ export class RedisConnections implements OnModuleInit, OnApplicationShutdown {
         scripts,
       });
       this.reportErrors(redis, 'transaction');
-      return new TxConnection(redis);
+      return new TxConnection(redis, options.commandTimeoutMs, this.refreshSlots);
     };
     // The method's own reads run on a WATCH connection (RedisTx.client), so
     // the user's scripts must be callable there.
@@ -76,6 +94,8 @@ export class RedisConnections implements OnModuleInit, OnApplicationShutdown {
         options.transactions.watchConnections,
         options.scripts,
         (redis) => this.reportErrors(redis, 'WATCH'),
+        options.commandTimeoutMs,
+        this.refreshSlots,
       );
     }
     this.commandNames = new Set([
@@ -118,6 +138,8 @@ export class RedisConnections implements OnModuleInit, OnApplicationShutdown {
             })
           : duplicateFollowingFailovers(shared);
       this.reportErrors(subscriber, 'subscriber');
+      // SUBSCRIBE waits in the offline queue while the connection is down: bound it too.
+      new CommandGuard(subscriber, this.commandTimeoutMs, this.refreshSlots);
       this.subscriberConnection = subscriber;
     }
     return this.subscriberConnection;

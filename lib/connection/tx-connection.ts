@@ -1,9 +1,17 @@
-import { once } from 'node:events';
 import { TransactionAbortedError } from '../errors/transaction-aborted.error.js';
 import { TransactionOutcomeUnknownError } from '../errors/transaction-outcome-unknown.error.js';
+import { ConnectionLostError } from '../errors/connection-lost.error.js';
 import { messages } from '../redis-tx.messages.js';
 import { clusterRedirect } from './cluster-redirect.js';
-import { closeClient, isEnding, isUnsentError, type RedisClient } from './redis-client.js';
+import { CommandGuard } from './command-guard.js';
+import {
+  closeClient,
+  isEnding,
+  isReplyLostError,
+  isUnsentError,
+  type RedisClient,
+} from './redis-client.js';
+import { readyWithin } from './ready-within.js';
 
 /** A queued command: its name (a Redis command or a registered script) and its arguments. */
 export type QueuedCommand = [name: string, ...args: unknown[]];
@@ -12,21 +20,25 @@ export type QueuedCommand = [name: string, ...args: unknown[]];
 export type ExecReply = [Error | null, unknown][] | null;
 
 /**
- * A connection the library owns and sends MULTI … EXEC on. It counts its
- * reconnects (a WATCH does not survive one) and turns a connection lost while
- * EXEC is unanswered into TransactionOutcomeUnknownError, because ioredis
- * would otherwise either resend it (a double apply) or leave it hanging.
+ * A connection the library owns and sends MULTI … EXEC on. Its CommandGuard
+ * makes every command on it settle (a lost or silent connection fails what
+ * it carried); it counts its reconnects (a WATCH does not survive one) and
+ * turns a reply lost after EXEC was sent into TransactionOutcomeUnknownError,
+ * because ioredis would otherwise either resend it (a double apply) or leave
+ * it hanging.
  */
 export class TxConnection {
   private closes = 0;
-  private readonly inFlight = new Set<() => void>();
-  private readyWait?: Promise<boolean>;
+  private readyWait?: Promise<void>;
 
-  constructor(readonly redis: RedisClient) {
+  constructor(
+    readonly redis: RedisClient,
+    commandTimeoutMs: number,
+    onSilent?: (node: string) => void,
+  ) {
+    new CommandGuard(redis, commandTimeoutMs, onSilent);
     redis.on('close', () => {
       this.closes++;
-      for (const lose of this.inFlight) lose();
-      this.inFlight.clear();
     });
   }
 
@@ -59,76 +71,43 @@ export class TxConnection {
     if (this.redis.status === 'end') {
       throw new TransactionAbortedError(messages.notSent(label, 'its connection is closed'));
     }
-    // Every caller waiting for the same (re)connection shares one listener.
+    // Every caller waiting for the same (re)connection shares one wait.
     this.readyWait ??= this.nextReady(timeoutMs).finally(() => {
       this.readyWait = undefined;
     });
-    if (!(await this.readyWait)) {
-      throw new TransactionAbortedError(
-        messages.notSent(label, `Redis was not reachable within ${timeoutMs} ms`),
-      );
+    try {
+      await this.readyWait;
+    } catch (error) {
+      throw new TransactionAbortedError(messages.notSent(label, (error as Error).message), [], {
+        cause: error,
+      });
     }
   }
 
-  /** True once the connection is ready, false when it ends (it will not reconnect) or `timeoutMs` passes first. */
-  private async nextReady(timeoutMs: number): Promise<boolean> {
+  private nextReady(timeoutMs: number): Promise<void> {
     if (this.redis.status === 'wait') this.redis.connect().catch(() => undefined);
-    const gaveUp = new AbortController();
-    const timer = setTimeout(() => gaveUp.abort(), timeoutMs);
-    try {
-      return await Promise.race([
-        once(this.redis, 'ready', { signal: gaveUp.signal }).then(() => true),
-        once(this.redis, 'end', { signal: gaveUp.signal }).then(() => false),
-      ]);
-    } catch {
-      return false;
-    } finally {
-      clearTimeout(timer);
-      gaveUp.abort();
-    }
+    return readyWithin(this.redis, timeoutMs);
   }
 
   /** Sends MULTI, the commands and EXEC in one write. Call only when `isReady`. */
   exec(commands: QueuedCommand[], label: string): Promise<ExecReply> {
     const reply = this.redis.multi(commands as unknown as unknown[][]).exec() as Promise<ExecReply>;
-    return this.settleUnlessLost(
-      reply,
-      (error) => toExecFailure(error, label),
-      () => new TransactionOutcomeUnknownError(messages.outcomeUnknown(label)),
-    );
+    return reply.catch((error: unknown) => {
+      throw toExecFailure(error, label);
+    });
   }
 
   /**
-   * Settles as `reply` does (a failed reply rejects with `failure(error)`),
-   * unless the connection closes first: then rejects with `lost()`, since
-   * with automatic resend off that reply never comes.
+   * Settles as `reply` does; a reply lost with its connection rejects with
+   * `lost()`, any other failure with `failure(error)`.
    */
   unlessLost<T>(
     reply: Promise<T>,
     lost: () => Error,
     failure: (error: unknown) => unknown = (error) => error,
   ): Promise<T> {
-    return this.settleUnlessLost(reply, failure, lost);
-  }
-
-  private settleUnlessLost<T>(
-    reply: Promise<T>,
-    failure: (error: unknown) => unknown,
-    lost: () => Error,
-  ): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const lose = () => reject(lost());
-      this.inFlight.add(lose);
-      reply.then(
-        (value) => {
-          this.inFlight.delete(lose);
-          resolve(value);
-        },
-        (error: unknown) => {
-          this.inFlight.delete(lose);
-          reject(failure(error));
-        },
-      );
+    return reply.catch((error: unknown) => {
+      throw isReplyLostError(error) ? lost() : failure(error);
     });
   }
 
@@ -138,7 +117,7 @@ export class TxConnection {
 }
 
 function toExecFailure(error: unknown, label: string): Error {
-  if (isUnsentError(error)) {
+  if (isUnsentError(error) || (error instanceof ConnectionLostError && !isReplyLostError(error))) {
     // Refused before a byte was written: the socket had just been ended.
     return new TransactionAbortedError(messages.notSent(label, 'its connection was closing'), [], {
       cause: error,
@@ -162,7 +141,7 @@ function toExecFailure(error: unknown, label: string): Error {
       { cause: error },
     );
   }
-  // The reply was an error we cannot attribute to a queued command; what
-  // reached Redis is unknown, so say so rather than guess.
+  // The reply was lost, or was an error we cannot attribute to a queued
+  // command; what reached Redis is unknown, so say so rather than guess.
   return new TransactionOutcomeUnknownError(messages.outcomeUnknown(label), { cause: error });
 }

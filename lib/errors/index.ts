@@ -14,3 +14,4 @@ export * from './lock-lost.error.js';
 export * from './invalid-lock-key.error.js';
 export * from './redis-permission.error.js';
 export * from './shutting-down.error.js';
+export * from './connection-lost.error.js';

@@ -199,7 +199,7 @@ describe('RedisTxModule', () => {
   });
 
   it('lets many transactions wait for a connection without piling up listeners', async () => {
-    const connection = new TxConnection(new Redis(bed.server.url, { lazyConnect: true }));
+    const connection = new TxConnection(new Redis(bed.server.url, { lazyConnect: true }), 5_000);
     try {
       const baseline = connection.redis.listenerCount('ready');
       const waits = Array.from({ length: 50 }, () => connection.whenReady(5_000, 'test'));

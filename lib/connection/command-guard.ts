@@ -1,0 +1,227 @@
+import { Cluster, type Redis } from 'ioredis';
+import { ConnectionLostError, type ConnectionLossReason } from '../errors/connection-lost.error.js';
+import { messages } from '../redis-tx.messages.js';
+import type { RedisClient } from './redis-client.js';
+
+/** What the guard reads of an ioredis Command. */
+interface SentCommand {
+  name: string;
+  /** ioredis 6 marks both outcomes; ioredis 5 marks only a resolve, so the guard marks rejects itself. */
+  isSettled?: boolean;
+  isResolved?: boolean;
+  reject(error: Error): void;
+}
+
+/** The queues ioredis keeps on a connection: written and unanswered, and not yet written. */
+interface Queues {
+  commandQueue: CommandDeque;
+  offlineQueue: CommandDeque;
+  stream?: { destroy(): void } | null;
+}
+
+interface CommandDeque {
+  length: number;
+  peekAt(index: number): { command: SentCommand } | undefined;
+  remove(index: number, count: number): unknown;
+}
+
+type SendCommand = (command: SentCommand, ...rest: unknown[]) => Promise<unknown>;
+
+/** How often, per deadline, in-flight commands are looked at: a silent server is caught within 1.25 deadlines. */
+const SWEEPS_PER_DEADLINE = 4;
+
+/**
+ * Makes every command sent on one of the library's own connections settle
+ * within a bound, whatever happens to the connection:
+ * - when the connection closes, every unanswered command fails at once
+ *   (ioredis, with automatic resend off, would leave them pending forever);
+ * - when the connection is dropped on purpose (a Sentinel failover, a
+ *   READONLY reply), the socket is destroyed at once, so no reply the old
+ *   server sends later is read, and unanswered commands fail;
+ * - when a command has had no answer for `deadlineMs`, the server is taken
+ *   for silent: its connection is dropped (and on a Cluster the slot map is
+ *   refreshed, so the next call finds a promoted replica), failing every
+ *   command on it; one never written is withdrawn and fails unsent.
+ *
+ * Costs one Map entry per command, and one timer per connection only while
+ * commands are in flight.
+ */
+export class CommandGuard {
+  private readonly inFlight = new Map<SentCommand, number>();
+  private sweeps = 0;
+  private timer?: NodeJS.Timeout;
+  private readonly sweepMs: number;
+  /** ioredis 5 leaves `isSettled` unset: track rejections by hand there. */
+  private markRejects?: boolean;
+
+  constructor(
+    private readonly client: RedisClient,
+    private readonly deadlineMs: number,
+    private readonly onSilent: (node: string) => void = () => undefined,
+  ) {
+    this.sweepMs = Math.max(1, Math.ceil(deadlineMs / SWEEPS_PER_DEADLINE));
+    const send = client.sendCommand as unknown as SendCommand;
+    const guarded: SendCommand = (command, ...rest) => {
+      // Before sending: a command can be refused, and settled, inside the call.
+      if ((this.markRejects ??= command.isSettled === undefined)) markRejects(command);
+      const reply = send.call(client, command, ...rest);
+      this.track(command);
+      return reply;
+    };
+    (client as unknown as { sendCommand: SendCommand }).sendCommand = guarded;
+    if (!(client instanceof Cluster)) {
+      client.on('close', () => this.failAll('closed'));
+      dropAtOnceOnFailover(client, () => this.failAll('closed'));
+    }
+    client.on('end', () => this.stopSweeping());
+  }
+
+  private track(command: SentCommand): void {
+    if (this.settled(command) || this.inFlight.has(command)) return;
+    this.inFlight.set(command, this.sweeps);
+    if (!this.timer) {
+      this.timer = setInterval(() => this.sweep(), this.sweepMs);
+      this.timer.unref();
+    }
+  }
+
+  private settled(command: SentCommand): boolean {
+    return command.isSettled === true || command.isResolved === true;
+  }
+
+  private sweep(): void {
+    this.sweeps++;
+    const overdue: SentCommand[] = [];
+    for (const [command, sentAtSweep] of this.inFlight) {
+      if (this.settled(command)) this.inFlight.delete(command);
+      else if (this.sweeps - sentAtSweep > SWEEPS_PER_DEADLINE) overdue.push(command);
+    }
+    if (this.inFlight.size === 0) this.stopSweeping();
+    if (overdue.length > 0) this.overdue(overdue);
+  }
+
+  /** Commands unanswered past the deadline: the server holding each is silent, or it was never written. */
+  private overdue(commands: SentCommand[]): void {
+    const silent = new Set<Redis>();
+    const connections = connectionsOf(this.client);
+    for (const command of commands) {
+      const connection = connections.find((c) => holds(queuesOf(c).commandQueue, command));
+      if (connection) {
+        silent.add(connection);
+      } else if (connections.some((c) => withdraw(queuesOf(c).offlineQueue, command))) {
+        this.fail(command, 'unreachable');
+      } else if (this.client instanceof Cluster && withdraw(clusterQueue(this.client), command)) {
+        this.fail(command, 'unreachable');
+      }
+    }
+    for (const connection of silent) {
+      for (const command of queued(queuesOf(connection).commandQueue)) this.fail(command, 'silent');
+      queuesOf(connection).stream?.destroy();
+      const { host, port } = connection.options;
+      this.onSilent(`${host ?? 'localhost'}:${port ?? 6379}`);
+    }
+  }
+
+  private failAll(reason: ConnectionLossReason): void {
+    for (const command of this.inFlight.keys()) this.fail(command, reason);
+    this.inFlight.clear();
+    this.stopSweeping();
+  }
+
+  private fail(command: SentCommand, reason: ConnectionLossReason): void {
+    this.inFlight.delete(command);
+    if (this.settled(command)) return;
+    command.reject(
+      new ConnectionLostError(
+        messages.connectionLost(command.name, reason, this.deadlineMs),
+        reason,
+      ),
+    );
+  }
+
+  private stopSweeping(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+}
+
+/**
+ * When Sentinel announces a new master (+switch-master), ioredis's failover
+ * detector ends the socket to the old one half-way and destroys it only
+ * after `disconnectTimeout` (2 s by default), reading every reply the old
+ * master sends meanwhile: a master frozen past the switch and then resumed
+ * would have its late replies taken for successes. Destroy the socket at
+ * once instead, and fail what it carried (`onDrop`): from the moment the
+ * switch is known, nothing the old master says is believed.
+ *
+ * A drop for a READONLY reply keeps ioredis's way: a replica refuses every
+ * write, so its late replies cannot be mistaken for applied writes, and a
+ * transaction it refused still gets its EXECABORT read.
+ */
+export function dropAtOnceOnFailover(client: Redis, onDrop: () => void = () => undefined): void {
+  const connector = (client as unknown as { connector?: Connector }).connector;
+  if (!connector || !client.options.sentinels?.length) return;
+  const disconnect = connector.disconnect.bind(connector);
+  connector.disconnect = () => {
+    // The detector marks itself before it asks for the disconnect.
+    const switched = connector.failoverDetector?.isDisconnected === true;
+    const { stream } = connector;
+    disconnect();
+    if (!switched) return;
+    onDrop();
+    stream?.destroy();
+  };
+}
+
+interface Connector {
+  stream?: { destroy(): void };
+  failoverDetector?: { isDisconnected: boolean } | null;
+  disconnect(): void;
+}
+
+function connectionsOf(client: RedisClient): Redis[] {
+  return client instanceof Cluster ? client.nodes('all') : [client];
+}
+
+function queuesOf(connection: Redis): Queues {
+  return connection as unknown as Queues;
+}
+
+function clusterQueue(cluster: Cluster): CommandDeque {
+  return (cluster as unknown as Queues).offlineQueue;
+}
+
+function holds(queue: CommandDeque | undefined, command: SentCommand): boolean {
+  if (!queue) return false;
+  for (let i = 0; i < queue.length; i++) if (queue.peekAt(i)?.command === command) return true;
+  return false;
+}
+
+/** Takes a command that was never written out of its queue, so it cannot be written later. */
+function withdraw(queue: CommandDeque | undefined, command: SentCommand): boolean {
+  if (!queue) return false;
+  for (let i = 0; i < queue.length; i++) {
+    if (queue.peekAt(i)?.command === command) {
+      queue.remove(i, 1);
+      return true;
+    }
+  }
+  return false;
+}
+
+function queued(queue: CommandDeque): SentCommand[] {
+  const commands: SentCommand[] = [];
+  for (let i = 0; i < queue.length; i++) {
+    const item = queue.peekAt(i);
+    if (item) commands.push(item.command);
+  }
+  return commands;
+}
+
+function markRejects(command: SentCommand): void {
+  const reject = command.reject.bind(command);
+  command.reject = (error) => {
+    command.isSettled = true;
+    reject(error);
+  };
+}
