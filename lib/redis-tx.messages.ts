@@ -48,6 +48,8 @@ export const messages = {
     `Redis was not reachable within ${timeoutMs} ms (\`transactions.readyTimeoutMs\`)${lastError ? `; the last connection error was: ${lastError}` : ''}`,
   connectionEnded: (lastError: string | undefined) =>
     `its connection closed for good${lastError ? ` (last error: ${lastError})` : ''}`,
+  shuttingDown: (label: string) =>
+    `${label}: the application is shutting down, so the transaction was not started and nothing was sent.`,
   outcomeUnknown: (label: string) =>
     `${label}: the connection to Redis failed after EXEC was sent and before its reply; Redis may or may not have applied the transaction. It was not retried: check the data before trying again.`,
 

@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger, type BeforeApplicationShutdown } from '@nestjs/common';
 import { ReplyError } from 'ioredis';
 import { RedisConnections } from '../connection/redis-connections.js';
 import type { QueuedCommand, TxConnection } from '../connection/tx-connection.js';
@@ -9,6 +9,7 @@ import { isConnectionLostError } from '../connection/redis-client.js';
 import { channels } from '../diagnostics/redis-tx.channels.js';
 import { TransactionAbortedError } from '../errors/transaction-aborted.error.js';
 import { NoActiveTransactionError } from '../errors/no-active-transaction.error.js';
+import { ShuttingDownError } from '../errors/shutting-down.error.js';
 import { TransactionConflictError } from '../errors/transaction-conflict.error.js';
 import { TransactionExecError, type CommandReply } from '../errors/transaction-exec.error.js';
 import { TransactionPropagationError } from '../errors/transaction-propagation.error.js';
@@ -34,9 +35,12 @@ type AttemptOutcome<T> =
  * chain lives in this instance's AsyncLocalStorage.
  */
 @Injectable()
-export class TransactionRunner {
+export class TransactionRunner implements BeforeApplicationShutdown {
   private readonly logger = new Logger('RedisTx');
   private readonly storage = new AsyncLocalStorage<TransactionContext>();
+  /** Outermost transactions running now; shutdown lets them finish before connections close. */
+  private readonly running = new Set<Promise<unknown>>();
+  private closing = false;
 
   /** The prototype of every transaction's `RedisTx.multi`, built once. */
   private readonly recorder: object;
@@ -90,13 +94,46 @@ export class TransactionRunner {
           return this.join(active, fn, watchKeys, label);
         case 'required':
           if (active) return this.join(active, fn, watchKeys, label);
-          return this.begin(fn, watchKeys, options.retries, label);
+          return this.beginTracked(fn, watchKeys, options.retries, label);
         case 'requires_new':
-          return this.begin(fn, watchKeys, options.retries, label);
+          return this.beginTracked(fn, watchKeys, options.retries, label);
       }
     } catch (error) {
       return Promise.reject(error as Error);
     }
+  }
+
+  /**
+   * Shutdown: new transactions are refused from now on, and those already
+   * running get up to `shutdownTimeoutMs` to finish, so that connections
+   * close under none of them. One still running then meets the closing
+   * connections: it fails unsent, or as outcome unknown if its EXEC was on
+   * the wire.
+   */
+  async beforeApplicationShutdown(): Promise<void> {
+    this.closing = true;
+    if (this.running.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.running]),
+      new Promise((resolve) => (timer = setTimeout(resolve, this.options.shutdownTimeoutMs))),
+    ]);
+    clearTimeout(timer);
+  }
+
+  /** An outermost transaction: refused once shutdown has begun, and waited for by shutdown otherwise. */
+  private beginTracked<T>(
+    fn: () => T | Promise<T>,
+    watchKeys: readonly string[],
+    retries: number | undefined,
+    label: string,
+  ): Promise<TransactionResult<T>> {
+    if (this.closing) return Promise.reject(new ShuttingDownError(messages.shuttingDown(label)));
+    const transaction = this.begin(fn, watchKeys, retries, label);
+    this.running.add(transaction);
+    const forget = () => void this.running.delete(transaction);
+    transaction.then(forget, forget);
+    return transaction;
   }
 
   private async outside<T>(fn: () => T | Promise<T>): Promise<TransactionResult<T>> {
