@@ -6,6 +6,25 @@ export const messages = {
     `RedisTxModule: option \`${option}\` is required: ${expected}.`,
   optionInvalid: (option: string, expected: string, got: unknown, where = 'RedisTxModule') =>
     `${where}: option \`${option}\` must be ${expected}; got ${describe(got)}.`,
+  optionUnknown: (
+    where: string,
+    option: string,
+    help: { hint?: string; closest?: string; known: readonly string[] },
+  ) =>
+    `${where}: unknown option \`${option}\`; ${
+      help.hint ??
+      (help.closest
+        ? `did you mean \`${help.closest}\`?`
+        : `the options here are ${help.known.map((k) => `\`${k}\``).join(', ')}.`)
+    } An option the library does not know would be ignored, so it is refused.`,
+  optionInFactoryResult:
+    'give `isGlobal` to RedisTxModule.forRootAsync() itself: the module is registered before the factory runs',
+  optionNotForTryAcquire:
+    'tryAcquire() never waits; use acquire() with `waitMs` to wait for a busy lock',
+  optionNotForLocked:
+    '@Locked() has no call to cancel; use LockService.acquire() or using() with `signal`',
+  optionsNotObject: (where: string, got: unknown) =>
+    `${where}: the options must be an object; got ${describe(got)}.`,
   connectionExpected:
     'a redis:// or rediss:// URL, ioredis RedisOptions (Sentinel included), { cluster: [{ host, port }, …], options? }, or an ioredis Redis or Cluster instance',
 

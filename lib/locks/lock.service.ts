@@ -7,7 +7,11 @@ import type { ResolvedRedisTxOptions } from '../module/redis-tx.options.js';
 import { messages } from '../redis-tx.messages.js';
 import { HeldLock, type HeldPart, type LockBackend, type ScriptMode } from './held-lock.js';
 import { checkLockNames } from './lock-keys.js';
-import { checkLockOptions, refuseLockAtLeastFor } from './lock-options.validator.js';
+import {
+  checkLockOptionKeys,
+  checkLockOptions,
+  refuseLockAtLeastFor,
+} from './lock-options.validator.js';
 import type { LockStore, LockTerms, PartRequest, WokenBy } from './lock-store.js';
 import type { Lock } from './lock.js';
 import type { LockedOptions, LockOptions, LockUsingOptions } from './lock.options.js';
@@ -54,6 +58,7 @@ export class LockService implements BeforeApplicationShutdown {
 
   /** Acquires the lock, waiting up to `waitMs`; throws LockNotAcquiredError when it stays busy. */
   async acquire(key: string | readonly string[], options: LockOptions = {}): Promise<Lock> {
+    checkLockOptionKeys(options, 'acquire', 'LockService.acquire()');
     return await this.acquireAs('LockService.acquire()', key, options);
   }
 
@@ -62,6 +67,7 @@ export class LockService implements BeforeApplicationShutdown {
     key: string | readonly string[],
     options: Omit<LockOptions, 'waitMs'> = {},
   ): Promise<Lock | null> {
+    checkLockOptionKeys(options, 'tryAcquire', 'LockService.tryAcquire()');
     try {
       return await this.acquireAs('LockService.tryAcquire()', key, { ...options, waitMs: 0 });
     } catch (error) {
@@ -88,6 +94,7 @@ export class LockService implements BeforeApplicationShutdown {
     fn: (lock: Lock) => T | Promise<T>,
     options: LockUsingOptions = {},
   ): Promise<T> {
+    checkLockOptionKeys(options, 'using', 'LockService.using()');
     checkLockOptions(options, 'LockService.using()');
     const names = checkLockNames(key, this.defaults.maxKeyLength, 'LockService.using()');
     return this.runHolding(names, this.resolve(options), fn, options.lockAtLeastFor);

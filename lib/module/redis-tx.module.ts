@@ -3,6 +3,7 @@ import { DiscoveryModule } from '@nestjs/core';
 import { RedisTxExplorer } from '../binding/redis-tx.explorer.js';
 import { RedisConnections } from '../connection/redis-connections.js';
 import { InvalidOptionsError } from '../errors/invalid-options.error.js';
+import { optionKeys, refuseUnknownKeys } from '../options/known-keys.js';
 import { messages } from '../redis-tx.messages.js';
 import { LockService } from '../locks/lock.service.js';
 import { NodeLocks } from '../locks/node-locks.js';
@@ -14,6 +15,13 @@ import { REDIS_CLIENT, REDIS_TX_OPTIONS } from './redis-tx.constants.js';
 import type { RedisTxModuleAsyncOptions, RedisTxModuleOptions } from './redis-tx.options.js';
 import { resolveModuleOptions } from './redis-tx.options-validator.js';
 
+const asyncKeys = optionKeys<RedisTxModuleAsyncOptions>({
+  imports: true,
+  isGlobal: true,
+  inject: true,
+  useFactory: true,
+});
+
 @Module({})
 export class RedisTxModule {
   /** Configures the module with options known up front; invalid options throw here, at bootstrap. */
@@ -24,6 +32,9 @@ export class RedisTxModule {
 
   /** Configures the module from other providers (ConfigService…); options are checked when the factory resolves. */
   static forRootAsync(options: RedisTxModuleAsyncOptions): DynamicModule {
+    if (typeof options === 'object' && options !== null) {
+      refuseUnknownKeys(options, asyncKeys, 'RedisTxModule.forRootAsync()');
+    }
     if (typeof options?.useFactory !== 'function') {
       throw new InvalidOptionsError(
         'useFactory',
@@ -33,7 +44,8 @@ export class RedisTxModule {
     const { useFactory } = options;
     return this.assemble(options.isGlobal, options.imports ?? [], {
       provide: REDIS_TX_OPTIONS,
-      useFactory: async (...args: never[]) => resolveModuleOptions(await useFactory(...args)),
+      useFactory: async (...args: never[]) =>
+        resolveModuleOptions(await useFactory(...args), 'factory'),
       inject: options.inject ?? [],
     });
   }
