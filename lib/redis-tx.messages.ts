@@ -72,6 +72,10 @@ export const messages = {
     `Waiting for lock ${keys.map((k) => `"${k}"`).join(', ')} was cancelled by its AbortSignal.`,
   lockAcquireUnknown: (key: string) =>
     `The connection to Redis failed while acquiring lock "${key}"; whatever was taken is being released. Try again.`,
+  lockUnreachable: (keys: readonly string[]) =>
+    `Lock ${keys.map((k) => `"${k}"`).join(', ')} was not acquired: Redis could not be reached (or the connection failed before the request went out), so nothing was taken. Try again once Redis is reachable.`,
+  lockLeaseExpired: (key: string, ttlMs: number) =>
+    `Lock "${key}" was won, but its ${ttlMs} ms lease had run out by the time the masters' replies were in, so it was released. Redis is answering slowly: raise \`ttlMs\` or check the masters' latency.`,
   lockConnectionFailed: (key: string) =>
     `The connection to Redis failed while working on lock "${key}"; the outcome of that command is unknown. A lease that cannot be renewed ends by itself.`,
   lockPermissionDenied: (key: string, keyPrefix: string, redisSays: string) =>

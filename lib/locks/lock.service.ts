@@ -62,7 +62,11 @@ export class LockService implements BeforeApplicationShutdown {
     return await this.acquireAs('LockService.acquire()', key, options);
   }
 
-  /** Acquires the lock if it is free right now; null when busy. */
+  /**
+   * Acquires the lock if it is free right now; null when it is busy, and
+   * only then: any other refusal (Redis unreachable, shutting down…) throws
+   * LockNotAcquiredError with its `reason`.
+   */
   async tryAcquire(
     key: string | readonly string[],
     options: Omit<LockOptions, 'waitMs'> = {},
@@ -71,7 +75,7 @@ export class LockService implements BeforeApplicationShutdown {
     try {
       return await this.acquireAs('LockService.tryAcquire()', key, { ...options, waitMs: 0 });
     } catch (error) {
-      if (error instanceof LockNotAcquiredError) return null;
+      if (error instanceof LockNotAcquiredError && error.reason === 'busy') return null;
       throw error;
     }
   }
@@ -120,7 +124,11 @@ export class LockService implements BeforeApplicationShutdown {
     return match?.[1];
   }
 
-  /** The `@Locked` path: `skip` resolves to undefined when the lock is busy, without running the method. */
+  /**
+   * The `@Locked` path: `skip` resolves to undefined, without running the
+   * method, when the lock is held elsewhere (busy, or still held when
+   * `waitMs` ran out); every other refusal throws.
+   */
   async runLocked(
     rawKey: unknown,
     options: LockedOptions,
@@ -140,8 +148,7 @@ export class LockService implements BeforeApplicationShutdown {
         options.lockAtLeastFor,
       );
     } catch (error) {
-      if (!entered && options.onBusy === 'skip' && error instanceof LockNotAcquiredError)
-        return undefined;
+      if (!entered && options.onBusy === 'skip' && heldElsewhere(error)) return undefined;
       throw error;
     }
   }
@@ -289,6 +296,13 @@ export class LockService implements BeforeApplicationShutdown {
     }));
     return lock;
   }
+}
+
+/** A refusal because someone else holds the lock, as opposed to the caller's or the infrastructure's doing. */
+function heldElsewhere(error: unknown): boolean {
+  return (
+    error instanceof LockNotAcquiredError && (error.reason === 'busy' || error.reason === 'timeout')
+  );
 }
 
 /** A chain holding `name` for writing may read it too; a reader may not start writing (that would wait on itself). */
