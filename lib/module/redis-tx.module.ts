@@ -1,8 +1,9 @@
 import { Module, type DynamicModule, type Provider } from '@nestjs/common';
-import { DiscoveryModule } from '@nestjs/core';
+import { APP_INTERCEPTOR, DiscoveryModule } from '@nestjs/core';
 import { RedisTxExplorer } from '../binding/redis-tx.explorer.js';
 import { RedisConnections } from '../connection/redis-connections.js';
 import { InvalidOptionsError } from '../errors/invalid-options.error.js';
+import { RetryAfterInterceptor } from '../http/retry-after.interceptor.js';
 import { optionKeys, refuseUnknownKeys } from '../options/known-keys.js';
 import { messages } from '../redis-tx.messages.js';
 import { LockService } from '../locks/lock.service.js';
@@ -80,6 +81,8 @@ export class RedisTxModule {
         NodeLocks,
         LockService,
         RedisTxExplorer,
+        // Retry-After on HTTP answers to refusals with a known end, with no setup by the app.
+        { provide: APP_INTERCEPTOR, useClass: RetryAfterInterceptor },
       ],
       // RedisConnections and RedlockNodes are exported for the health
       // indicator of `nestjs-redis-tx/terminus`, not the package's entry.
