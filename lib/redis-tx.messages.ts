@@ -6,6 +6,25 @@ export const messages = {
     `RedisTxModule: option \`${option}\` is required: ${expected}.`,
   optionInvalid: (option: string, expected: string, got: unknown, where = 'RedisTxModule') =>
     `${where}: option \`${option}\` must be ${expected}; got ${describe(got)}.`,
+  optionUnknown: (
+    where: string,
+    option: string,
+    help: { hint?: string; closest?: string; known: readonly string[] },
+  ) =>
+    `${where}: unknown option \`${option}\`; ${
+      help.hint ??
+      (help.closest
+        ? `did you mean \`${help.closest}\`?`
+        : `the options here are ${help.known.map((k) => `\`${k}\``).join(', ')}.`)
+    } An option the library does not know would be ignored, so it is refused.`,
+  optionInFactoryResult:
+    'give `isGlobal` to RedisTxModule.forRootAsync() itself: the module is registered before the factory runs',
+  optionNotForTryAcquire:
+    'tryAcquire() never waits; use acquire() with `waitMs` to wait for a busy lock',
+  optionNotForLocked:
+    '@Locked() has no call to cancel; use LockService.acquire() or using() with `signal`',
+  optionsNotObject: (where: string, got: unknown) =>
+    `${where}: the options must be an object; got ${describe(got)}.`,
   connectionExpected:
     'a redis:// or rediss:// URL, ioredis RedisOptions (Sentinel included), { cluster: [{ host, port }, …], options? }, or an ioredis Redis or Cluster instance',
 
@@ -65,6 +84,10 @@ export const messages = {
     `Waiting for lock ${keys.map((k) => `"${k}"`).join(', ')} was cancelled by its AbortSignal.`,
   lockAcquireUnknown: (key: string) =>
     `The connection to Redis failed while acquiring lock "${key}"; whatever was taken is being released. Try again.`,
+  lockUnreachable: (keys: readonly string[]) =>
+    `Lock ${keys.map((k) => `"${k}"`).join(', ')} was not acquired: Redis could not be reached (or the connection failed before the request went out), so nothing was taken. Try again once Redis is reachable.`,
+  lockLeaseExpired: (key: string, ttlMs: number) =>
+    `Lock "${key}" was won, but its ${ttlMs} ms lease had run out by the time the masters' replies were in, so it was released. Redis is answering slowly: raise \`ttlMs\` or check the masters' latency.`,
   lockConnectionFailed: (key: string) =>
     `The connection to Redis failed while working on lock "${key}"; the outcome of that command is unknown. A lease that cannot be renewed ends by itself.`,
   lockPermissionDenied: (key: string, keyPrefix: string, redisSays: string) =>

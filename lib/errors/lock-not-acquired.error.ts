@@ -1,4 +1,4 @@
-import { markAsHttpConflict } from './http-conflict.js';
+import { lockRefusalStatus, markHttpStatus } from './http-status.js';
 import { RedisTxError } from './redis-tx.error.js';
 
 /**
@@ -28,7 +28,12 @@ export type LockRefusalReason =
   | 'replica-acks'
   | 'lease-expired';
 
-/** The lock was not acquired; `reason` says why. Answers 409 over HTTP. */
+/**
+ * The lock was not acquired; `reason` says why. Over HTTP it answers 409
+ * when the lock is held elsewhere or the caller gave up (busy, timeout,
+ * would-deadlock, aborted), and 503 when Redis or the application could not
+ * serve it (the other reasons).
+ */
 export class LockNotAcquiredError extends RedisTxError {
   readonly reason: LockRefusalReason;
 
@@ -39,6 +44,6 @@ export class LockNotAcquiredError extends RedisTxError {
   ) {
     super(message, options);
     this.reason = options.reason;
-    markAsHttpConflict(this);
+    markHttpStatus(this, lockRefusalStatus[this.reason]);
   }
 }

@@ -1,4 +1,4 @@
-import { markAsHttpConflict } from './http-conflict.js';
+import { markHttpStatus } from './http-status.js';
 import { RedisTxError } from './redis-tx.error.js';
 
 /**
@@ -11,6 +11,6 @@ export class TransactionConflictError extends RedisTxError {
     readonly attempts: number,
   ) {
     super(message);
-    markAsHttpConflict(this);
+    markHttpStatus(this, 409);
   }
 }

@@ -1,6 +1,55 @@
 import { InvalidOptionsError } from '../errors/invalid-options.error.js';
+import { optionKeys, refuseUnknownKeys } from '../options/known-keys.js';
 import { messages } from '../redis-tx.messages.js';
-import type { LockedOptions } from './lock.options.js';
+import type { LockedOptions, LockUsingOptions } from './lock.options.js';
+
+const usingKeys = optionKeys<LockUsingOptions>({
+  ttlMs: true,
+  waitMs: true,
+  mode: true,
+  permits: true,
+  signal: true,
+  replicaAcks: true,
+  replicaAckTimeoutMs: true,
+  lockAtLeastFor: true,
+});
+const lockedKeys = optionKeys<LockedOptions>({
+  ttlMs: true,
+  waitMs: true,
+  mode: true,
+  permits: true,
+  replicaAcks: true,
+  replicaAckTimeoutMs: true,
+  lockAtLeastFor: true,
+  onBusy: true,
+});
+
+/**
+ * The options each entry point reads. `acquire` and `tryAcquire` know
+ * `lockAtLeastFor` only to refuse it with its own explanation.
+ */
+const keysOf = {
+  locked: { known: lockedKeys, elsewhere: { signal: messages.optionNotForLocked } },
+  acquire: { known: usingKeys, elsewhere: {} },
+  tryAcquire: {
+    known: usingKeys.filter((key) => key !== 'waitMs'),
+    elsewhere: { waitMs: messages.optionNotForTryAcquire },
+  },
+  using: { known: usingKeys, elsewhere: {} },
+} as const;
+
+/** Refuses options that are not an object, or that carry a key `entry` does not read. */
+export function checkLockOptionKeys(
+  options: unknown,
+  entry: keyof typeof keysOf,
+  where: string,
+): void {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new InvalidOptionsError('options', messages.optionsNotObject(where, options));
+  }
+  const { known, elsewhere } = keysOf[entry];
+  refuseUnknownKeys(options, known, where, '', elsewhere);
+}
 
 /** Checks lock options where they are written, before Redis is touched. */
 export function checkLockOptions(

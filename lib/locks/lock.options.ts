@@ -37,7 +37,7 @@ export interface HoldOptions {
 }
 
 export interface LockedOptions extends Omit<LockOptions, 'signal'>, HoldOptions {
-  /** What a busy lock does to the method: `'throw'` LockNotAcquiredError (default) or `'skip'` it, resolving to undefined. */
+  /** What a lock held elsewhere (busy, or still held when `waitMs` runs out) does to the method: `'throw'` LockNotAcquiredError (default) or `'skip'` it, resolving to undefined. Other refusals (Redis unreachable, shutdown…) always throw. */
   onBusy?: 'throw' | 'skip';
 }
 

@@ -7,7 +7,11 @@ import type { ResolvedRedisTxOptions } from '../module/redis-tx.options.js';
 import { messages } from '../redis-tx.messages.js';
 import { HeldLock, type HeldPart, type LockBackend, type ScriptMode } from './held-lock.js';
 import { checkLockNames } from './lock-keys.js';
-import { checkLockOptions, refuseLockAtLeastFor } from './lock-options.validator.js';
+import {
+  checkLockOptionKeys,
+  checkLockOptions,
+  refuseLockAtLeastFor,
+} from './lock-options.validator.js';
 import type { LockStore, LockTerms, PartRequest, WokenBy } from './lock-store.js';
 import type { Lock } from './lock.js';
 import type { LockedOptions, LockOptions, LockUsingOptions } from './lock.options.js';
@@ -54,18 +58,24 @@ export class LockService implements BeforeApplicationShutdown {
 
   /** Acquires the lock, waiting up to `waitMs`; throws LockNotAcquiredError when it stays busy. */
   async acquire(key: string | readonly string[], options: LockOptions = {}): Promise<Lock> {
+    checkLockOptionKeys(options, 'acquire', 'LockService.acquire()');
     return await this.acquireAs('LockService.acquire()', key, options);
   }
 
-  /** Acquires the lock if it is free right now; null when busy. */
+  /**
+   * Acquires the lock if it is free right now; null when it is busy, and
+   * only then: any other refusal (Redis unreachable, shutting down…) throws
+   * LockNotAcquiredError with its `reason`.
+   */
   async tryAcquire(
     key: string | readonly string[],
     options: Omit<LockOptions, 'waitMs'> = {},
   ): Promise<Lock | null> {
+    checkLockOptionKeys(options, 'tryAcquire', 'LockService.tryAcquire()');
     try {
       return await this.acquireAs('LockService.tryAcquire()', key, { ...options, waitMs: 0 });
     } catch (error) {
-      if (error instanceof LockNotAcquiredError) return null;
+      if (error instanceof LockNotAcquiredError && error.reason === 'busy') return null;
       throw error;
     }
   }
@@ -88,6 +98,7 @@ export class LockService implements BeforeApplicationShutdown {
     fn: (lock: Lock) => T | Promise<T>,
     options: LockUsingOptions = {},
   ): Promise<T> {
+    checkLockOptionKeys(options, 'using', 'LockService.using()');
     checkLockOptions(options, 'LockService.using()');
     const names = checkLockNames(key, this.defaults.maxKeyLength, 'LockService.using()');
     return this.runHolding(names, this.resolve(options), fn, options.lockAtLeastFor);
@@ -113,7 +124,11 @@ export class LockService implements BeforeApplicationShutdown {
     return match?.[1];
   }
 
-  /** The `@Locked` path: `skip` resolves to undefined when the lock is busy, without running the method. */
+  /**
+   * The `@Locked` path: `skip` resolves to undefined, without running the
+   * method, when the lock is held elsewhere (busy, or still held when
+   * `waitMs` ran out); every other refusal throws.
+   */
   async runLocked(
     rawKey: unknown,
     options: LockedOptions,
@@ -133,8 +148,7 @@ export class LockService implements BeforeApplicationShutdown {
         options.lockAtLeastFor,
       );
     } catch (error) {
-      if (!entered && options.onBusy === 'skip' && error instanceof LockNotAcquiredError)
-        return undefined;
+      if (!entered && options.onBusy === 'skip' && heldElsewhere(error)) return undefined;
       throw error;
     }
   }
@@ -282,6 +296,13 @@ export class LockService implements BeforeApplicationShutdown {
     }));
     return lock;
   }
+}
+
+/** A refusal because someone else holds the lock, as opposed to the caller's or the infrastructure's doing. */
+function heldElsewhere(error: unknown): boolean {
+  return (
+    error instanceof LockNotAcquiredError && (error.reason === 'busy' || error.reason === 'timeout')
+  );
 }
 
 /** A chain holding `name` for writing may read it too; a reader may not start writing (that would wait on itself). */

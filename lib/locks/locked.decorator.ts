@@ -1,6 +1,6 @@
 import { addMethodLayer } from '../binding/method-layers.js';
 import { checkLockNames } from './lock-keys.js';
-import { checkLockOptions } from './lock-options.validator.js';
+import { checkLockOptionKeys, checkLockOptions } from './lock-options.validator.js';
 import type { LockedOptions, LockKey } from './lock.options.js';
 
 /**
@@ -12,6 +12,7 @@ import type { LockedOptions, LockKey } from './lock.options.js';
 export function Locked(key: LockKey, options: LockedOptions = {}): MethodDecorator {
   return (target, propertyKey, descriptor) => {
     const label = `@Locked() on ${target.constructor.name}.${String(propertyKey)}`;
+    checkLockOptionKeys(options, 'locked', label);
     checkLockOptions(options, label);
     if (typeof key !== 'function') checkLockNames(key, Infinity, label);
     const keyOf = (args: readonly unknown[]): unknown =>

@@ -128,7 +128,7 @@ export class NodeLocks implements LockStore {
       }
       // Subscribed only now that a wait begins: a hand-off published before
       // the subscription took hold was missed, so try once more first.
-      if (!(await this.listen(hear, listeningBefore, name, keys, token))) continue;
+      if (!(await this.listen(hear, listeningBefore, name, keys, token, allNames))) continue;
       if (wokenBy === 'first-try') {
         channels.lockWait.publish(() => ({ keys: allNames, mode: options.mode }));
       }
@@ -161,6 +161,7 @@ export class NodeLocks implements LockStore {
     name: string,
     keys: LockRedisKeys,
     token: string,
+    allNames: readonly string[],
   ): Promise<boolean> {
     try {
       return await hear.listen(before);
@@ -168,7 +169,10 @@ export class NodeLocks implements LockStore {
       await this.leave(name, keys, token);
       throw (
         lockRefusal(error, name, this.defaults.keyPrefix) ??
-        new RedisTxError(messages.lockConnectionFailed(name), { cause: error })
+        new LockNotAcquiredError(messages.lockUnreachable(allNames), allNames, {
+          reason: 'connection',
+          cause: error,
+        })
       );
     }
   }
@@ -182,6 +186,8 @@ export class NodeLocks implements LockStore {
     pollMs: number,
     connection?: TxConnection,
   ): Promise<number> {
+    const releaseByToken = () =>
+      void this.release({ name, keys, token, fence: 0 }, options.mode).catch(() => false);
     try {
       return await this.script(
         'nestjsRedisTxLockAcquire',
@@ -198,14 +204,16 @@ export class NodeLocks implements LockStore {
           ...this.publishArgs(keys),
         ],
         connection,
+        acquisitionFailures(name, options.allNames, releaseByToken),
       );
     } catch (error) {
-      // Redis answered with an error: nothing was taken, nothing to release.
-      if (isLockRefusal(error)) throw error;
-      // The reply was lost: the lock may be ours. Release it by token once
-      // the connection is back, so that no key is stranded until its lease ends.
-      void this.release({ name, keys, token, fence: 0 }, options.mode).catch(() => false);
-      throw new LockNotAcquiredError(messages.lockAcquireUnknown(name), [name], {
+      // Redis answered with an error (nothing was taken), or the failure is
+      // typed already (nothing sent; or sent, lost, and being released).
+      if (isLockRefusal(error) || error instanceof LockNotAcquiredError) throw error;
+      // Anything else: the lock may be ours. Release it by token once the
+      // connection is back, so that no key is stranded until its lease ends.
+      releaseByToken();
+      throw new LockNotAcquiredError(messages.lockAcquireUnknown(name), options.allNames, {
         reason: 'outcome-unknown',
         cause: error,
       });
@@ -236,6 +244,7 @@ export class NodeLocks implements LockStore {
     allNames: readonly string[],
   ): Promise<void> {
     const args = [...scriptKeys(part.keys).slice(0, 3), part.token, options.mode];
+    const release = () => void this.release(part, options.mode).catch(() => false);
     return this.replicaAcks.confirmHandOff(part.name, allNames, options, {
       write: async (connection) =>
         (await this.script(
@@ -243,6 +252,7 @@ export class NodeLocks implements LockStore {
           part.name,
           [...args, options.ttlMs],
           connection,
+          acquisitionFailures(part.name, allNames, release, release),
         )) === 1,
       holds: (renewed) => renewed,
       release: () => this.release(part, options.mode),
@@ -288,14 +298,15 @@ export class NodeLocks implements LockStore {
     name: string,
     args: (string | number)[],
     on?: TxConnection,
+    failures: ScriptFailures = workFailures(name),
   ): Promise<number> {
     const connection = on ?? this.connections.locks;
     const notReady = connection.whenReady(this.readyTimeoutMs, `lock "${name}"`);
-    if (!notReady) return this.send(connection, command, name, args);
+    if (!notReady) return this.send(connection, command, name, args, failures);
     return notReady.then(
-      () => this.send(connection, command, name, args),
+      () => this.send(connection, command, name, args, failures),
       (error: unknown) => {
-        throw new RedisTxError(messages.lockConnectionFailed(name), { cause: error });
+        throw failures.unsent(error);
       },
     );
   }
@@ -305,15 +316,60 @@ export class NodeLocks implements LockStore {
     command: keyof LockScriptCommands,
     name: string,
     args: (string | number)[],
+    failures: ScriptFailures,
   ): Promise<number> {
     const scripts = connection.redis as unknown as LockScriptCommands;
     return connection.unlessLost(
       scripts[command](...args),
-      () => new RedisTxError(messages.lockConnectionFailed(name)),
+      () => failures.lost(),
       (error) =>
-        lockRefusal(error, name, this.defaults.keyPrefix) ?? lockConnectionLost(error, name),
+        lockRefusal(error, name, this.defaults.keyPrefix) ??
+        // Refused unsent by a connection that was going away (a failover).
+        (isConnectionLostError(error) ? failures.unsent(error) : error),
     );
   }
+}
+
+/** What a lock script's connection failures become: before anything was sent, and once its reply is lost. */
+interface ScriptFailures {
+  unsent(cause: unknown): Error;
+  lost(): Error;
+}
+
+/** Releases, renewals and checks of a held lock: the outcome of that command is unknown. */
+function workFailures(name: string): ScriptFailures {
+  const failed = (cause?: unknown) =>
+    new RedisTxError(messages.lockConnectionFailed(name), { cause });
+  return { unsent: failed, lost: () => failed() };
+}
+
+/**
+ * An acquisition: nothing sent is a refusal for `connection` (nothing was
+ * taken); a lost reply is `outcome-unknown`, and whatever the script took is
+ * released by token (`onLost`). A lock already ours (a hand-off) is released
+ * either way (`onUnsent`).
+ */
+function acquisitionFailures(
+  name: string,
+  keys: readonly string[],
+  onLost: () => void,
+  onUnsent: () => void = () => undefined,
+): ScriptFailures {
+  return {
+    unsent: (cause) => {
+      onUnsent();
+      return new LockNotAcquiredError(messages.lockUnreachable(keys), keys, {
+        reason: 'connection',
+        cause,
+      });
+    },
+    lost: () => {
+      onLost();
+      return new LockNotAcquiredError(messages.lockAcquireUnknown(name), keys, {
+        reason: 'outcome-unknown',
+      });
+    },
+  };
 }
 
 /** The hand-off channel of one lock, subscribed on demand. */
@@ -350,12 +406,6 @@ class HandOffChannel implements HandOffs {
 }
 
 const noHandOffs: HandOffs = { established: () => undefined, listen: async () => true };
-
-/** A script refused unsent, or cut off, by a connection that went away (a failover): typed, not ioredis's raw error. */
-function lockConnectionLost(error: unknown, name: string): unknown {
-  if (!isConnectionLostError(error)) return error;
-  return new RedisTxError(messages.lockConnectionFailed(name), { cause: error });
-}
 
 function scriptKeys(keys: LockRedisKeys): string[] {
   return [keys.writer, keys.readers, keys.permits, keys.queue, keys.waiterLeases];

@@ -1,8 +1,10 @@
 import { Module, type DynamicModule, type Provider } from '@nestjs/common';
-import { DiscoveryModule } from '@nestjs/core';
+import { APP_INTERCEPTOR, DiscoveryModule } from '@nestjs/core';
 import { RedisTxExplorer } from '../binding/redis-tx.explorer.js';
 import { RedisConnections } from '../connection/redis-connections.js';
 import { InvalidOptionsError } from '../errors/invalid-options.error.js';
+import { RetryAfterInterceptor } from '../http/retry-after.interceptor.js';
+import { optionKeys, refuseUnknownKeys } from '../options/known-keys.js';
 import { messages } from '../redis-tx.messages.js';
 import { LockService } from '../locks/lock.service.js';
 import { NodeLocks } from '../locks/node-locks.js';
@@ -14,6 +16,13 @@ import { REDIS_CLIENT, REDIS_TX_OPTIONS } from './redis-tx.constants.js';
 import type { RedisTxModuleAsyncOptions, RedisTxModuleOptions } from './redis-tx.options.js';
 import { resolveModuleOptions } from './redis-tx.options-validator.js';
 
+const asyncKeys = optionKeys<RedisTxModuleAsyncOptions>({
+  imports: true,
+  isGlobal: true,
+  inject: true,
+  useFactory: true,
+});
+
 @Module({})
 export class RedisTxModule {
   /** Configures the module with options known up front; invalid options throw here, at bootstrap. */
@@ -24,6 +33,9 @@ export class RedisTxModule {
 
   /** Configures the module from other providers (ConfigService…); options are checked when the factory resolves. */
   static forRootAsync(options: RedisTxModuleAsyncOptions): DynamicModule {
+    if (typeof options === 'object' && options !== null) {
+      refuseUnknownKeys(options, asyncKeys, 'RedisTxModule.forRootAsync()');
+    }
     if (typeof options?.useFactory !== 'function') {
       throw new InvalidOptionsError(
         'useFactory',
@@ -33,7 +45,8 @@ export class RedisTxModule {
     const { useFactory } = options;
     return this.assemble(options.isGlobal, options.imports ?? [], {
       provide: REDIS_TX_OPTIONS,
-      useFactory: async (...args: never[]) => resolveModuleOptions(await useFactory(...args)),
+      useFactory: async (...args: never[]) =>
+        resolveModuleOptions(await useFactory(...args), 'factory'),
       inject: options.inject ?? [],
     });
   }
@@ -68,6 +81,8 @@ export class RedisTxModule {
         NodeLocks,
         LockService,
         RedisTxExplorer,
+        // Retry-After on HTTP answers to refusals with a known end, with no setup by the app.
+        { provide: APP_INTERCEPTOR, useClass: RetryAfterInterceptor },
       ],
       // RedisConnections and RedlockNodes are exported for the health
       // indicator of `nestjs-redis-tx/terminus`, not the package's entry.

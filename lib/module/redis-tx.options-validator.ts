@@ -1,10 +1,12 @@
 import { Cluster, Redis } from 'ioredis';
 import { InvalidOptionsError } from '../errors/invalid-options.error.js';
 import type { LockDefaults, RedlockConnection, RedlockOptions } from '../locks/lock.options.js';
+import { optionKeys, refuseUnknownKeys } from '../options/known-keys.js';
 import { messages } from '../redis-tx.messages.js';
 import type {
   ClusterConnection,
   RedisTxModuleFactoryOptions,
+  RedisTxModuleOptions,
   ResolvedRedisTxOptions,
   TransactionDefaults,
 } from './redis-tx.options.js';
@@ -30,17 +32,67 @@ const defaults: Omit<ResolvedRedisTxOptions, 'connection'> = {
   shutdownTimeoutMs: 5_000,
 };
 
-/** Checks every option and merges in the defaults; throws InvalidOptionsError naming the first bad option. */
-export function resolveModuleOptions(raw: unknown): ResolvedRedisTxOptions {
+const moduleKeys = optionKeys<RedisTxModuleOptions>({
+  connection: true,
+  isGlobal: true,
+  transactions: true,
+  locks: true,
+  scripts: true,
+  commandTimeoutMs: true,
+  shutdownTimeoutMs: true,
+});
+const factoryKeys = moduleKeys.filter((key) => key !== 'isGlobal');
+const transactionKeys = optionKeys<TransactionDefaults>({
+  retries: true,
+  backoff: true,
+  watchConnections: true,
+  readyTimeoutMs: true,
+});
+const backoffKeys = optionKeys<NonNullable<TransactionDefaults['backoff']>>({
+  initialMs: true,
+  maxMs: true,
+});
+const lockKeys = optionKeys<LockDefaults>({
+  ttlMs: true,
+  waitMs: true,
+  keyPrefix: true,
+  maxKeyLength: true,
+  pollMs: true,
+  replicaAcks: true,
+  replicaAckTimeoutMs: true,
+  redlock: true,
+});
+const redlockKeys = optionKeys<RedlockOptions>({ connections: true, clockDriftFactor: true });
+
+/**
+ * Checks every option and merges in the defaults; throws InvalidOptionsError
+ * naming the first bad or unknown option. `from` says where the options came
+ * from: `forRoot()` takes `isGlobal` among them, a `forRootAsync()` factory
+ * does not (the module is registered before it runs).
+ */
+export function resolveModuleOptions(
+  raw: unknown,
+  from: 'forRoot' | 'factory' = 'forRoot',
+): ResolvedRedisTxOptions {
   if (!isRecord(raw)) {
     throw new InvalidOptionsError('options', messages.optionInvalid('options', 'an object', raw));
+  }
+  if (from === 'factory') {
+    refuseUnknownKeys(raw, factoryKeys, 'RedisTxModule', '', {
+      isGlobal: messages.optionInFactoryResult,
+    });
+  } else {
+    refuseUnknownKeys(raw, moduleKeys, 'RedisTxModule');
   }
   const options = raw as Partial<RedisTxModuleFactoryOptions>;
   checkConnection(options.connection);
   const tx: TransactionDefaults = options.transactions ?? {};
   if (!isRecord(tx)) fail('transactions', 'an object', tx);
+  refuseUnknownKeys(tx, transactionKeys, 'RedisTxModule', 'transactions.');
   if (tx.backoff !== undefined && !isRecord(tx.backoff))
     fail('transactions.backoff', 'an object', tx.backoff);
+  if (tx.backoff)
+    refuseUnknownKeys(tx.backoff, backoffKeys, 'RedisTxModule', 'transactions.backoff.');
   const resolved: ResolvedRedisTxOptions = {
     connection: options.connection!,
     transactions: {
@@ -120,6 +172,7 @@ function checkConnection(connection: unknown): void {
 function checkLocks(raw: unknown, connection: unknown): ResolvedRedisTxOptions['locks'] {
   const locks: LockDefaults = raw ?? {};
   if (!isRecord(locks)) fail('locks', 'an object', locks);
+  refuseUnknownKeys(locks, lockKeys, 'RedisTxModule', 'locks.');
   const d = defaults.locks;
   const keyPrefix = locks.keyPrefix ?? d.keyPrefix;
   // The lock's name, not the prefix, must pick the Cluster hash slot.
@@ -170,6 +223,7 @@ function checkReplicaAcks(locks: LockDefaults, connection: unknown): number {
 /** Redlock's safety rests on a majority of independent masters: each entry must be one master, and a different one. */
 function checkRedlock(raw: unknown): NonNullable<ResolvedRedisTxOptions['locks']['redlock']> {
   if (!isRecord(raw)) fail('locks.redlock', 'an object: { connections, clockDriftFactor? }', raw);
+  refuseUnknownKeys(raw, redlockKeys, 'RedisTxModule', 'locks.redlock.');
   const { connections, clockDriftFactor = 0.01 } = raw as Partial<RedlockOptions>;
   if (!Array.isArray(connections) || connections.length < 3) {
     const count = Array.isArray(connections) ? connections.length : undefined;

@@ -1,9 +1,20 @@
 import { InvalidOptionsError } from '../errors/invalid-options.error.js';
+import { optionKeys, refuseUnknownKeys } from '../options/known-keys.js';
 import { messages } from '../redis-tx.messages.js';
 import { propagations, type TransactionOptions } from './transaction.options.js';
 
+const transactionKeys = optionKeys<TransactionOptions>({
+  watch: true,
+  retries: true,
+  propagation: true,
+});
+
 /** Checks options where they are written (decorator or call), before anything touches Redis. */
 export function checkTransactionOptions(options: TransactionOptions, where: string): void {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new InvalidOptionsError('options', messages.optionsNotObject(where, options));
+  }
+  refuseUnknownKeys(options, transactionKeys, where);
   const { watch, retries, propagation } = options;
   if (
     watch !== undefined &&

@@ -252,6 +252,7 @@ describe('locks through a faulty network', () => {
       expect((error as Error).message).toMatch(
         /connection to Redis failed while acquiring lock "lost-reply"; whatever was taken is being released/,
       );
+      expect((error as LockNotAcquiredError).reason).toBe('outcome-unknown');
       // Redis did take the lock; the library frees it long before its 60 s lease ends.
       await eventually(
         async () => (await observer.exists('lock:{lost-reply}')) === 0,

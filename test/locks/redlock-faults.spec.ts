@@ -145,7 +145,9 @@ describe('Redlock with a majority of masters killed', () => {
     const named = cause.errors.map((e: Error) => e.message).join('\n');
     for (const server of dead) expect(named).toContain(nodeName(server));
     expect(await bed.holders('majority', [0, 1])).toBe(0);
-    expect(await bed.locks.tryAcquire('majority')).toBeNull();
+    expect((error as LockNotAcquiredError).reason).toBe('no-quorum');
+    // Not "busy": tryAcquire's null would tell the caller someone holds it.
+    await expect(bed.locks.tryAcquire('majority')).rejects.toMatchObject({ reason: 'no-quorum' });
   });
 });
 

@@ -24,6 +24,12 @@ interface Refusal {
   /** Some masters granted it, but not a quorum: others are trying at the same moment. */
   splitVote: boolean;
   errors: RedlockNodeError[];
+  /**
+   * A majority granted it, yet it was not handed out: its lease ran out on
+   * the way (`lease-expired`), or too few masters agreed on its fencing
+   * token (`no-quorum`).
+   */
+  wonButLost?: 'lease-expired' | 'no-quorum';
 }
 
 /**
@@ -223,13 +229,15 @@ export class RedlockLocks implements LockStore {
     );
     const stillValid = () =>
       validityMs(keyTtl, performance.now() - round.startedAt, this.drift) > 0;
-    if (granted() >= q && stillValid()) {
-      const fence = await this.agreeOnFence(round, replyMs);
+    let wonButLost: Refusal['wonButLost'];
+    if (granted() >= q) {
+      const fence = stillValid() ? await this.agreeOnFence(round, replyMs) : -1;
       if (fence > 0 && stillValid()) {
         const part: HeldPart = { name, keys: lockRedisKeys(this.prefix, name), token, fence };
         this.latest.set(part, round);
         return { part, sentAt: round.startedAt };
       }
+      wonButLost = fence === 0 ? 'no-quorum' : 'lease-expired';
     }
     // Let the masters still on their way answer (each within `replyMs`), so
     // that what they set is released now, not left to its lease.
@@ -237,7 +245,7 @@ export class RedlockLocks implements LockStore {
     const answered = round.count(() => true);
     const splitVote = granted() > 0;
     await this.releaseAfterAttempt(round, name, key, token);
-    return { answered, splitVote, errors: round.errors };
+    return { answered, splitVote, errors: round.errors, wonButLost };
   }
 
   /**
@@ -309,7 +317,14 @@ export class RedlockLocks implements LockStore {
 
   private notAcquired(name: string, request: PartRequest, refusal: Refusal): Error {
     const q = this.quorum;
-    if (refusal.answered < q) {
+    if (refusal.wonButLost === 'lease-expired') {
+      return new LockNotAcquiredError(
+        messages.lockLeaseExpired(name, request.ttlMs),
+        request.allNames,
+        { reason: 'lease-expired' },
+      );
+    }
+    if (refusal.answered < q || refusal.wonButLost === 'no-quorum') {
       return new LockNotAcquiredError(
         messages.redlockNoQuorum(name, refusal.answered, q, this.nodes.all.length, request.waitMs),
         request.allNames,
