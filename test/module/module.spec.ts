@@ -8,7 +8,7 @@ import {
   REDIS_CLIENT,
   RedisTx,
   RedisTxModule,
-  TransactionAbortedError,
+  ShuttingDownError,
   Transactional,
   UnboundInstanceError,
 } from '../../lib/index.js';
@@ -220,7 +220,7 @@ describe('RedisTxModule', () => {
       const error = await tx
         .run(() => void tx.multi.incr('late'), options)
         .catch((e: unknown) => e);
-      expect(error).toBeInstanceOf(TransactionAbortedError);
+      expect(error).toBeInstanceOf(ShuttingDownError);
       expect((error as Error).message).toMatch(/shutting down|connection is closed/);
     }
     expect(await observer.exists('late')).toBe(0);
