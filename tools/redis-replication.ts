@@ -117,24 +117,50 @@ export class ReplicatedRedis {
     const [sentinel] = this.sentinels;
     const reply = await ask(sentinel!.port, `SENTINEL FAILOVER ${this.name}`);
     if (reply instanceof Error) throw new Error(`SENTINEL FAILOVER refused: ${reply.message}`);
+    await this.switchedFrom(previous);
+    return this.settled();
+  }
 
+  /**
+   * Waits until every Sentinel names a master other than `previous` and it
+   * answers ROLE as master (however the failover began: SENTINEL FAILOVER,
+   * or `previous` frozen or killed past down-after). Resolves with it.
+   */
+  async switchedFrom(previous: RedisServer, timeoutMs = SETTLE_TIMEOUT_MS): Promise<RedisServer> {
     let next: RedisServer | undefined;
-    // Sentinel tells its clients about the switch on pub/sub and the servers
-    // announce nothing, so their state is asked for until it reads as done.
-    // The old master is turned into a replica only after failover-timeout
-    // and Sentinel's next 10 s INFO round, hence the long deadline.
     await until(
-      `${this.name} to fail over from port ${previous.port}`,
+      `${this.name} to switch away from port ${previous.port}`,
       async () => {
         next = await this.master().catch(() => undefined);
-        if (!next || next === previous || (await role(next.port))[0] !== 'master') return false;
-        const others = this.servers.filter((server) => server !== next);
+        return next !== undefined && next !== previous && (await role(next.port))[0] === 'master';
+      },
+      timeoutMs,
+    );
+    return next!;
+  }
+
+  /**
+   * Waits until every server other than the master Sentinels name replicates
+   * from it, and resolves with that master. Sentinel tells its clients about
+   * a switch on pub/sub and the servers announce nothing, so their state is
+   * asked for until it reads as done. An old master is turned into a replica
+   * only after failover-timeout and Sentinel's next 10 s INFO round, hence
+   * the long deadline.
+   */
+  async settled(): Promise<RedisServer> {
+    let master: RedisServer | undefined;
+    await until(
+      `every server of ${this.name} to replicate from the master`,
+      async () => {
+        master = await this.master();
+        if ((await role(master.port))[0] !== 'master') return false;
+        const others = this.servers.filter((server) => server !== master);
         const roles = await Promise.all(others.map((server) => role(server.port)));
-        return roles.every((r) => isReplicaOf(r, next!));
+        return roles.every((r) => isReplicaOf(r, master!));
       },
       this.failoverTimeoutMs + 20_000,
     );
-    return next!;
+    return master!;
   }
 
   /** Stops every Sentinel first (so none reacts to a server going away), then every server. */
