@@ -8,7 +8,7 @@ import { messages } from '../redis-tx.messages.js';
 import { HeldLock, type HeldPart, type LockBackend, type ScriptMode } from './held-lock.js';
 import { checkLockNames } from './lock-keys.js';
 import { checkLockOptions, refuseLockAtLeastFor } from './lock-options.validator.js';
-import type { LockStore, LockTerms, PartRequest, WokenBy } from './lock-store.js';
+import type { AcquiredPart, LockStore, LockTerms, PartRequest, WokenBy } from './lock-store.js';
 import type { Lock } from './lock.js';
 import type { LockedOptions, LockOptions, LockUsingOptions } from './lock.options.js';
 import { NodeLocks } from './node-locks.js';
@@ -48,6 +48,7 @@ export class LockService implements BeforeApplicationShutdown {
     this.backend = {
       extend: (part, mode, ttlMs) => store.extend(part, mode, ttlMs),
       release: (part, mode) => store.release(part, mode),
+      leaseEndsAt: (sentAt, ttlMs) => store.leaseEndsAt(sentAt, ttlMs),
       forget: (lock) => this.held.delete(lock),
     };
   }
@@ -113,6 +114,20 @@ export class LockService implements BeforeApplicationShutdown {
     return match?.[1];
   }
 
+  /**
+   * Throws LockLostError when a lock held by the current async call chain is
+   * lost, or past the end of its lease on this process's clock. Synchronous,
+   * and a clock read per lock: meant for right before a write that must not
+   * happen without the lock, such as the EXEC of a transaction under
+   * `@Locked`. A process that resumes after being paused past its lease
+   * learns it here, before the write, even if no timer has run yet.
+   */
+  assertChainLeases(): void {
+    const held = this.chain.getStore();
+    if (!held) return;
+    for (const lock of held.values()) lock.assertLeaseValid();
+  }
+
   /** The `@Locked` path: `skip` resolves to undefined when the lock is busy, without running the method. */
   async runLocked(
     rawKey: unknown,
@@ -160,6 +175,14 @@ export class LockService implements BeforeApplicationShutdown {
     lockAtLeastFor = 0,
   ): Promise<T> {
     const lock = await this.acquireChecked(names, options);
+    return this.runWith(lock, fn, lockAtLeastFor);
+  }
+
+  private async runWith<T>(
+    lock: Lock,
+    fn: (lock: Lock) => T | Promise<T>,
+    lockAtLeastFor: number,
+  ): Promise<T> {
     const inChain = new Map(this.chain.getStore());
     for (const [id, held] of lockParts(lock)) inChain.set(id, held);
     try {
@@ -204,6 +227,17 @@ export class LockService implements BeforeApplicationShutdown {
       if (held) reentered.add(held);
       else missing.push(name);
     }
+    for (const held of reentered) {
+      try {
+        // Entered again only while its lease is valid on this clock: a lost lock is no lock.
+        held.assertLeaseValid();
+      } catch (cause) {
+        throw new LockNotAcquiredError(messages.lockReentryLost(names), names, {
+          reason: 'lease-expired',
+          cause,
+        });
+      }
+    }
     for (const held of reentered) held.enter();
     try {
       const fresh = missing.length > 0 ? await this.acquireFresh(missing, options) : undefined;
@@ -232,9 +266,6 @@ export class LockService implements BeforeApplicationShutdown {
     };
     const deadline = performance.now() + options.waitMs;
     const started = performance.now();
-    const parts: HeldPart[] = [];
-    let leaseStartedAt = 0;
-    let wokenBy: WokenBy = 'first-try';
     const request: PartRequest = {
       mode: options.mode,
       ttlMs: options.ttlMs,
@@ -248,20 +279,63 @@ export class LockService implements BeforeApplicationShutdown {
       closing: this.isClosing,
     };
     try {
-      for (const name of names) {
-        const acquired = await this.store.acquirePart(name, request);
-        if (parts.length === 0) leaseStartedAt = acquired.sentAt;
-        parts.push(acquired.part);
-        wokenBy = acquired.wokenBy;
+      for (;;) {
+        const won = await this.acquireParts(names, request);
+        const sentAt = Math.min(...won.map((a) => a.sentAt));
+        const leaseEnd = Math.min(
+          ...won.map((a) => this.store.leaseEndsAt(a.sentAt, options.ttlMs)),
+        );
+        const parts = won.map((a) => a.part);
+        // Handed over only while the lease is valid on this clock, measured
+        // from when the request that won it was sent: a reply (or a wake-up)
+        // handled later than that proves nothing about who holds it now.
+        if (performance.now() < leaseEnd && !this.closing) {
+          return this.hold(parts, options, sentAt, leaseEnd, started, won.at(-1)!.wokenBy);
+        }
+        await this.releaseParts(parts, options.mode);
+        if (this.closing) {
+          throw new LockNotAcquiredError(messages.lockShuttingDown, names, { reason: 'shutdown' });
+        }
+        if (performance.now() >= deadline) {
+          throw new LockNotAcquiredError(
+            messages.lockLeaseExpired(names, options.ttlMs, options.waitMs),
+            names,
+            { reason: 'lease-expired' },
+          );
+        }
       }
-    } catch (error) {
-      await Promise.all(
-        parts.map((part) => this.store.release(part, options.mode).catch(() => false)),
-      );
-      throw error;
     } finally {
       if (waitController) this.waits.delete(waitController);
     }
+  }
+
+  /** Takes every name in order, all or none: what was taken is given back when a later one fails. */
+  private async acquireParts(names: string[], request: PartRequest): Promise<AcquiredPart[]> {
+    const won: AcquiredPart[] = [];
+    try {
+      for (const name of names) won.push(await this.store.acquirePart(name, request));
+      return won;
+    } catch (error) {
+      await this.releaseParts(
+        won.map((a) => a.part),
+        request.mode,
+      );
+      throw error;
+    }
+  }
+
+  private async releaseParts(parts: readonly HeldPart[], mode: ScriptMode): Promise<void> {
+    await Promise.all(parts.map((part) => this.store.release(part, mode).catch(() => false)));
+  }
+
+  private hold(
+    parts: HeldPart[],
+    options: Resolved,
+    sentAt: number,
+    leaseEnd: number,
+    started: number,
+    wokenBy: WokenBy,
+  ): HeldLock {
     const mode = options.mode === 's' ? 'semaphore' : options.mode === 'r' ? 'read' : 'write';
     const lock = new HeldLock(
       parts,
@@ -269,12 +343,13 @@ export class LockService implements BeforeApplicationShutdown {
       options.mode,
       options.ttlMs,
       this.backend,
-      leaseStartedAt,
+      sentAt,
+      leaseEnd,
     );
     this.held.add(lock);
     this.store.held(lock);
     channels.lockAcquire.publish(() => ({
-      keys: names,
+      keys: parts.map((p) => p.name),
       mode,
       fencingTokens: parts.map((p) => p.fence),
       waitedMs: performance.now() - started,
