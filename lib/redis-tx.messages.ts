@@ -72,6 +72,8 @@ export const messages = {
   lockAtLeastForNotHere: (where: string) =>
     `${where}: option \`lockAtLeastFor\` is not available here: it keeps a lock after the work that holds it ends, and only @Locked() and LockService.using() see that end. Use one of those, or release the lock when you choose.`,
   lockShuttingDown: 'RedisTxModule is shutting down: no new lock can be acquired.',
+  lockHolderShuttingDown: (keys: readonly string[]) =>
+    `RedisTxModule is shutting down: the holder of lock ${keys.map((k) => `"${k}"`).join(', ')} should stop now. The lock is released when the holder returns, or once \`shutdownTimeoutMs\` has passed.`,
   lockLeaseExpired: (keys: readonly string[], ttlMs: number, waitMs: number) =>
     `Lock ${keys.map((k) => `"${k}"`).join(', ')} was won, but its ${ttlMs} ms lease may have ended before this process could use it (the reply or the hand-off came late: a slow network or Redis, or this process was paused), so it was given back and not handed over${waitMs > 0 ? `, and no later try got one in time within ${waitMs} ms` : ''}. Make \`ttlMs\` several times the round trip to Redis, or raise \`waitMs\` to keep trying.`,
   lockReentryLost: (keys: readonly string[]) =>

@@ -2,6 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { Inject, Injectable, type BeforeApplicationShutdown } from '@nestjs/common';
 import { channels } from '../diagnostics/redis-tx.channels.js';
 import { LockNotAcquiredError } from '../errors/lock-not-acquired.error.js';
+import { ShuttingDownError } from '../errors/shutting-down.error.js';
 import { REDIS_TX_OPTIONS } from '../module/redis-tx.constants.js';
 import type { ResolvedRedisTxOptions } from '../module/redis-tx.options.js';
 import { messages } from '../redis-tx.messages.js';
@@ -14,6 +15,7 @@ import type { LockedOptions, LockOptions, LockUsingOptions } from './lock.option
 import { NodeLocks } from './node-locks.js';
 import { ReentrantLock } from './reentrant-lock.js';
 import { RedlockLocks } from './redlock/redlock.locks.js';
+import { settleWithin } from './settle-within.js';
 
 type Resolved = LockTerms & { signal?: AbortSignal };
 
@@ -29,8 +31,11 @@ export class LockService implements BeforeApplicationShutdown {
   private readonly chain = new AsyncLocalStorage<ReadonlyMap<string, HeldLock>>();
   private readonly held = new Set<HeldLock>();
   private readonly waits = new Set<AbortController>();
+  /** Bodies of `using`, `@Locked` and `runLocked` running now, each with its own release. */
+  private readonly running = new Set<Promise<unknown>>();
   private readonly defaults: ResolvedRedisTxOptions['locks'];
   private readonly readyTimeoutMs: number;
+  private readonly shutdownTimeoutMs: number;
   private readonly store: LockStore;
   private closing = false;
   private readonly isClosing = () => this.closing;
@@ -43,6 +48,7 @@ export class LockService implements BeforeApplicationShutdown {
   ) {
     this.defaults = options.locks;
     this.readyTimeoutMs = options.transactions.readyTimeoutMs;
+    this.shutdownTimeoutMs = options.shutdownTimeoutMs;
     const store: LockStore = redlock.enabled ? redlock : nodeLocks;
     this.store = store;
     this.backend = {
@@ -154,18 +160,28 @@ export class LockService implements BeforeApplicationShutdown {
     }
   }
 
+  /**
+   * Shutting down, in this order: (1) no new acquisition is accepted (they
+   * refuse with reason 'shutdown'); (2) every wait ends, refused the same
+   * way; (3) every held lock's `signal` aborts with ShuttingDownError, while
+   * its lease is still renewed; (4) running holders (bodies of `using`,
+   * `@Locked`, `runLocked`) get up to `shutdownTimeoutMs` to return and
+   * release as usual; (5) every lock still held is released once, however
+   * many holds its call chain has on it, waiting at most `readyTimeoutMs`
+   * for Redis. A release Redis does not answer (unreachable, frozen) never
+   * holds up the shutdown: the lease ends that lock by itself.
+   */
   async beforeApplicationShutdown(): Promise<void> {
     this.closing = true;
     for (const wait of this.waits) wait.abort();
-    const releases = Promise.all([...this.held].map((lock) => lock.release().catch(() => false)));
-    // A release Redis does not answer (unreachable, frozen) must not hold up
-    // the shutdown: the lease ends that lock by itself.
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      releases,
-      new Promise((resolve) => (timer = setTimeout(resolve, this.readyTimeoutMs))),
-    ]);
-    clearTimeout(timer);
+    for (const lock of this.held) {
+      lock.abortHolder(new ShuttingDownError(messages.lockHolderShuttingDown(lock.keys)));
+    }
+    await settleWithin([...this.running], this.shutdownTimeoutMs);
+    await settleWithin(
+      [...this.held].map((lock) => lock.releaseAllHolds().catch(() => false)),
+      this.readyTimeoutMs,
+    );
   }
 
   private async runHolding<T>(
@@ -175,7 +191,14 @@ export class LockService implements BeforeApplicationShutdown {
     lockAtLeastFor = 0,
   ): Promise<T> {
     const lock = await this.acquireChecked(names, options);
-    return this.runWith(lock, fn, lockAtLeastFor);
+    const run = this.runWith(lock, fn, lockAtLeastFor);
+    // Watched by the shutdown, which lets it finish before releasing what is left.
+    this.running.add(run);
+    try {
+      return await run;
+    } finally {
+      this.running.delete(run);
+    }
   }
 
   private async runWith<T>(
