@@ -86,7 +86,7 @@ export const messages = {
     `The connection to Redis failed while acquiring lock "${key}"; whatever was taken is being released. Try again.`,
   lockUnreachable: (keys: readonly string[]) =>
     `Lock ${keys.map((k) => `"${k}"`).join(', ')} was not acquired: Redis could not be reached (or the connection failed before the request went out), so nothing was taken. Try again once Redis is reachable.`,
-  lockLeaseExpired: (key: string, ttlMs: number) =>
+  redlockLeaseExpired: (key: string, ttlMs: number) =>
     `Lock "${key}" was won, but its ${ttlMs} ms lease had run out by the time the masters' replies were in, so it was released. Redis is answering slowly: raise \`ttlMs\` or check the masters' latency.`,
   lockConnectionFailed: (key: string) =>
     `The connection to Redis failed while working on lock "${key}"; the outcome of that command is unknown. A lease that cannot be renewed ends by itself.`,
@@ -107,6 +107,12 @@ export const messages = {
   lockAtLeastForNotHere: (where: string) =>
     `${where}: option \`lockAtLeastFor\` is not available here: it keeps a lock after the work that holds it ends, and only @Locked() and LockService.using() see that end. Use one of those, or release the lock when you choose.`,
   lockShuttingDown: 'RedisTxModule is shutting down: no new lock can be acquired.',
+  lockHolderShuttingDown: (keys: readonly string[]) =>
+    `RedisTxModule is shutting down: the holder of lock ${keys.map((k) => `"${k}"`).join(', ')} should stop now. The lock is released when the holder returns, or once \`shutdownTimeoutMs\` has passed.`,
+  lockLeaseExpired: (keys: readonly string[], ttlMs: number, waitMs: number) =>
+    `Lock ${keys.map((k) => `"${k}"`).join(', ')} was won, but its ${ttlMs} ms lease may have ended before this process could use it (the reply or the hand-off came late: a slow network or Redis, or this process was paused), so it was given back and not handed over${waitMs > 0 ? `, and no later try got one in time within ${waitMs} ms` : ''}. Make \`ttlMs\` several times the round trip to Redis, or raise \`waitMs\` to keep trying.`,
+  lockReentryLost: (keys: readonly string[]) =>
+    `Lock ${keys.map((k) => `"${k}"`).join(', ')} is held by this call chain, but that lock was lost (its lease ended), so it cannot be entered again. The outer holder's signal has aborted: stop its work.`,
   watchPoolClosed:
     'RedisTxModule is shutting down: no new WATCH transaction can start, and nothing was sent.',
   moduleClosed:

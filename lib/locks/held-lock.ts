@@ -18,27 +18,46 @@ export interface HeldPart {
 export interface LockBackend {
   extend(part: HeldPart, mode: ScriptMode, ttlMs: number): Promise<boolean>;
   release(part: HeldPart, mode: ScriptMode): Promise<boolean>;
+  /** When a lease of `ttlMs` set by a request sent at `sentAt` may have ended (see lease-validity.ts). */
+  leaseEndsAt(sentAt: number, ttlMs: number): number;
   forget(lock: HeldLock): void;
 }
 
 export type ScriptMode = 'w' | 'r' | 's';
 
+/** A renewal that failed outright is retried no sooner than this, so an error that comes back at once cannot spin. */
+const RETRY_PAUSE_SHARE = 1 / 30;
+
 /**
- * A lock this process holds, with its lease watchdog: it renews the lease at a
- * third of its length, and aborts `signal` when renewal finds the lock gone or
- * the lease runs out before a renewal got through (Redis unreachable, process
- * stalled). No timer outlives the lock. Most locks are released long before
- * their first renewal, so until then only the renewal timer runs (the lease
- * cannot end before it), and the AbortController is made on first use.
+ * A lock this process holds, with its lease watchdog: one timer, due at the
+ * next renewal or at the local end of the lease, whichever comes first.
+ *
+ * The lease counts from when the request that set it was sent (the
+ * acquisition, or the last renewal that got through), less the drift margin:
+ * Redis started it no earlier, so however slow a reply, the local end is
+ * never later than Redis's. The timer runs from acquisition, so `signal`
+ * aborts at the local end even if no renewal ever ran; and because a frozen
+ * process runs no timers, `signal` and {@link assertLeaseValid} also compare
+ * the clock themselves, so code that resumes after a freeze sees the loss
+ * before it does anything else. Renewals are sent at a third of the lease
+ * after the previous one was sent (at once, if its reply came later than
+ * that), one at a time. No timer outlives the lock; the AbortController is
+ * made on first use.
  */
 export class HeldLock implements Lock {
   private controller?: AbortController;
   private fences?: ReadonlyMap<string, number>;
   private lost = false;
-  private leaseStartedAt: number;
+  private lossError?: LockLostError;
+  /** performance.now() after which the lease may have ended in Redis. */
+  private leaseEnd: number;
+  /** When the request behind `leaseEnd` was sent: a renewal sent earlier never replaces it. */
+  private leaseSentAt: number;
+  /** The length of the lease behind `leaseEnd`, for messages. */
   private leaseMs: number;
-  private renewTimer?: NodeJS.Timeout;
-  private leaseTimer?: NodeJS.Timeout;
+  /** When the next renewal is due; undefined while one is on its way. */
+  private renewDue: number | undefined;
+  private timer?: NodeJS.Timeout;
   private holds = 1;
   private released = false;
   private readonly acquiredAt = performance.now();
@@ -49,11 +68,14 @@ export class HeldLock implements Lock {
     readonly scriptMode: ScriptMode,
     private readonly ttlMs: number,
     private readonly backend: LockBackend,
-    leaseStartedAt: number,
+    sentAt: number,
+    leaseEnd: number,
   ) {
-    this.leaseStartedAt = leaseStartedAt;
+    this.leaseSentAt = sentAt;
     this.leaseMs = ttlMs;
-    this.scheduleRenewal();
+    this.leaseEnd = leaseEnd;
+    this.renewDue = sentAt + this.renewEveryMs;
+    this.arm();
   }
 
   get fencingTokens(): ReadonlyMap<string, number> {
@@ -69,12 +91,35 @@ export class HeldLock implements Lock {
   }
 
   get signal(): AbortSignal {
+    this.loseIfLeaseEnded();
     return (this.controller ??= new AbortController()).signal;
+  }
+
+  /** Throws the LockLostError `signal` aborted with when the lock is lost, or its lease has ended on this process's clock. */
+  assertLeaseValid(): void {
+    this.loseIfLeaseEnded();
+    if (this.lossError) throw this.lossError;
   }
 
   /** Another hold in the same call chain (re-entry); the lock is released when the last one is. */
   enter(): void {
     this.holds++;
+  }
+
+  /**
+   * Tells the holder to stop, without letting go: `signal` aborts with
+   * `reason`, and the lease is still renewed so that the holder can finish
+   * and release as usual.
+   */
+  abortHolder(reason: Error): void {
+    if (this.released || this.lost) return;
+    (this.controller ??= new AbortController()).abort(reason);
+  }
+
+  /** Releases the lock however many holds the call chain has on it (at shutdown): once, and for all of them. */
+  releaseAllHolds(): Promise<boolean> {
+    if (this.holds > 1) this.holds = 1;
+    return this.release();
   }
 
   async release(): Promise<boolean> {
@@ -131,13 +176,25 @@ export class HeldLock implements Lock {
   async extend(ttlMs = this.ttlMs): Promise<boolean> {
     // A lease of 0 or less would make Redis delete the key: refuse before any I/O.
     checkLockOptions({ ttlMs }, 'Lock.extend()');
+    this.loseIfLeaseEnded();
     if (this.released || this.lost) return false;
-    const started = performance.now();
+    return this.renewFrom(performance.now(), ttlMs);
+  }
+
+  private get renewEveryMs(): number {
+    return Math.max(1, this.ttlMs / 3);
+  }
+
+  /** Sends a renewal now (`sentAt`) and, when it gets through in time, counts the lease from `sentAt`. */
+  private async renewFrom(sentAt: number, ttlMs: number): Promise<boolean> {
     const results = await Promise.all(
       this.parts.map((p) => this.backend.extend(p, this.scriptMode, ttlMs)),
     );
-    // Released or lost while the renewal was on its way: arm nothing more.
+    // Released while the renewal was on its way: arm nothing more.
     if (this.released) return false;
+    // A reply that came after the lease it renewed had ended locally proves
+    // nothing about the time between: the lock counts as lost from that end.
+    this.loseIfLeaseEnded();
     if (this.lost || !results.every(Boolean)) {
       this.lose(
         messages.lockLost(
@@ -148,12 +205,15 @@ export class HeldLock implements Lock {
       this.freeRenewed(results);
       return false;
     }
-    this.leaseStartedAt = started;
-    this.leaseMs = ttlMs;
-    this.armLease();
+    if (sentAt >= this.leaseSentAt) {
+      this.leaseSentAt = sentAt;
+      this.leaseMs = ttlMs;
+      this.leaseEnd = this.backend.leaseEndsAt(sentAt, ttlMs);
+      this.arm();
+    }
     channels.lockRenew.publish(() => ({
       keys: this.keys,
-      durationMs: performance.now() - started,
+      durationMs: performance.now() - sentAt,
     }));
     return true;
   }
@@ -170,42 +230,58 @@ export class HeldLock implements Lock {
   }
 
   private stopWatchdog(): void {
-    clearTimeout(this.renewTimer);
-    clearTimeout(this.leaseTimer);
+    clearTimeout(this.timer);
+    this.timer = undefined;
   }
 
-  private scheduleRenewal(): void {
-    this.renewTimer = setTimeout(
-      () => {
-        // From the first renewal on, the lease can run out: watch it.
-        this.armLease();
-        this.extend()
-          .catch(() => undefined) // a failed renewal is retried; the lease timer decides when it is too late
-          .finally(() => {
-            if (!this.released && !this.lost) this.scheduleRenewal();
-          });
-      },
-      Math.max(1, Math.floor(this.ttlMs / 3)),
-    );
-    this.renewTimer.unref();
+  /** Sets the one timer for whichever comes first: the next renewal, or the local end of the lease. */
+  private arm(): void {
+    clearTimeout(this.timer);
+    const due =
+      this.renewDue === undefined ? this.leaseEnd : Math.min(this.renewDue, this.leaseEnd);
+    // Rounded up: a timer may fire a fraction of a millisecond before `due`.
+    this.timer = setTimeout(() => this.onTimer(), Math.max(0, Math.ceil(due - performance.now())));
+    this.timer.unref();
   }
 
-  /** The lease counts from when the renewal was sent, so a slow reply never stretches it. */
-  private armLease(): void {
-    clearTimeout(this.leaseTimer);
-    const ttlMs = this.leaseMs;
-    const remaining = this.leaseStartedAt + ttlMs - performance.now();
-    this.leaseTimer = setTimeout(
-      () =>
-        this.lose(
-          messages.lockLost(
-            this.keys.join(', '),
-            `its ${ttlMs} ms lease ran out before a renewal got through`,
-          ),
-        ),
-      Math.max(0, remaining),
+  private onTimer(): void {
+    this.timer = undefined;
+    if (this.released || this.lost) return;
+    // The lease first: a process resumed after a freeze gives the lock up
+    // rather than renew a lease that may already be someone else's.
+    if (this.loseIfLeaseEnded()) return;
+    if (this.renewDue !== undefined && performance.now() >= this.renewDue) this.renew();
+    this.arm();
+  }
+
+  private renew(): void {
+    this.renewDue = undefined;
+    const sentAt = performance.now();
+    this.renewFrom(sentAt, this.ttlMs).then(
+      () => this.scheduleNextRenewal(sentAt, 0),
+      // A failed renewal is retried; the lease end decides when it is too late.
+      () => this.scheduleNextRenewal(sentAt, this.ttlMs * RETRY_PAUSE_SHARE),
     );
-    this.leaseTimer.unref();
+  }
+
+  /** The next renewal: a third of the lease after this one was sent, or at once when that has passed. */
+  private scheduleNextRenewal(sentAt: number, pauseMs: number): void {
+    if (this.released || this.lost) return;
+    this.renewDue = Math.max(sentAt + this.renewEveryMs, performance.now() + pauseMs);
+    this.arm();
+  }
+
+  /** Declares the loss when the local lease end has passed; true when the lock is (now) lost. */
+  private loseIfLeaseEnded(): boolean {
+    if (this.lost) return true;
+    if (this.released || performance.now() < this.leaseEnd) return false;
+    this.lose(
+      messages.lockLost(
+        this.keys.join(', '),
+        `its ${this.leaseMs} ms lease ran out before a renewal got through (counted from when the request that set it was sent, less the drift margin)`,
+      ),
+    );
+    return true;
   }
 
   private lose(message: string): void {
@@ -213,8 +289,8 @@ export class HeldLock implements Lock {
     this.lost = true;
     this.stopWatchdog();
     channels.lockLoss.publish(() => ({ keys: this.keys, reason: message }));
-    (this.controller ??= new AbortController()).abort(
-      new LockLostError(message, this.keys.join(', ')),
-    );
+    this.lossError = new LockLostError(message, this.keys.join(', '));
+    // Aborted already by the shutdown: that reason stands (abort is once only).
+    (this.controller ??= new AbortController()).abort(this.lossError);
   }
 }

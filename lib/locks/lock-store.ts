@@ -26,7 +26,11 @@ export interface PartRequest extends LockTerms {
 
 export interface AcquiredPart {
   part: HeldPart;
-  /** When the request that won the lock was sent: the lease counts from there. */
+  /**
+   * When the request that won the lock was sent (for a hand-off: the request
+   * that confirmed and renewed it): Redis set the lease no earlier, so it
+   * counts from there.
+   */
   sentAt: number;
   wokenBy: WokenBy;
 }
@@ -44,6 +48,12 @@ export interface LockStore {
   extend(part: HeldPart, mode: ScriptMode, ttlMs: number): Promise<boolean>;
   release(part: HeldPart, mode: ScriptMode): Promise<boolean>;
   isLocked(name: string): Promise<boolean>;
+  /**
+   * When, on performance.now(), a lease of `ttlMs` set by a request sent at
+   * `sentAt` may have ended in this store: the send time plus the lease,
+   * less the drift margin (see lease-validity.ts).
+   */
+  leaseEndsAt(sentAt: number, ttlMs: number): number;
   /** Called once for each lock this store granted, as soon as it is held. */
   held(lock: HeldLock): void;
 }

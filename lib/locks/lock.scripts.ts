@@ -24,10 +24,11 @@ end`;
 
 /**
  * Hands a free lock to the head of the line when it waits to write: the lock
- * is set in its name and the message carries the fencing token, so the
- * waiter holds the lock without another round trip. Any other head (a
- * reader, a semaphore) is woken to try. Waiter tokens end in
- * ".<mode>.<ttlMs>", which is how the script knows what the head wants.
+ * is set in its name, so no newcomer can take it first, and the message
+ * wakes the waiter, which confirms it with one more acquire (renewing the
+ * lease from a moment it knows). Any other head (a reader, a semaphore) is
+ * woken to try. Waiter tokens end in ".<mode>.<ttlMs>", which is how the
+ * script knows what the head wants.
  */
 const handOff = `
 local function handOff(writer, readers, queue, leases, fence, channel, publish, now)
@@ -63,15 +64,21 @@ local token, ttl, mode, limit = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(AR
 local enqueue, waiterLease, channel, publish = ARGV[5] == '1', tonumber(ARGV[6]), ARGV[7], ARGV[8]
 ${ownsWriter}
 -- The common case, a free lock with no readers and nobody in line, costs three calls.
-if mode == 'w' and redis.call('EXISTS', queue, readers) == 0 then
+if mode == 'w' and redis.call('EXISTS', writer, queue, readers) == 0 then
   local granted = redis.call('INCR', fence)
-  if redis.call('SET', writer, token .. ' ' .. granted, 'NX', 'PX', ttl) then return granted end
-  if not enqueue then return 0 end
+  redis.call('SET', writer, token .. ' ' .. granted, 'PX', ttl)
+  return granted
 end
 if mode == 'w' then
-  -- Handed over already, and the message was missed: it is ours.
+  -- Handed over already (the waiter heard it, or missed the message): it is
+  -- ours. The lease is renewed now, so that the waiter can count it from
+  -- when it sent this, not from a hand-off at a moment it cannot know.
   local current = redis.call('GET', writer)
-  if ownsWriter(current, token) then return tonumber(string.sub(current, #token + 2)) end
+  if ownsWriter(current, token) then
+    redis.call('PEXPIRE', writer, ttl)
+    return tonumber(string.sub(current, #token + 2))
+  end
+  if current and not enqueue then return 0 end
 end
 ${now}
 ${forgetGoneWaiters('queue', 'leases')}

@@ -2,6 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { Inject, Injectable, type BeforeApplicationShutdown } from '@nestjs/common';
 import { channels } from '../diagnostics/redis-tx.channels.js';
 import { LockNotAcquiredError } from '../errors/lock-not-acquired.error.js';
+import { ShuttingDownError } from '../errors/shutting-down.error.js';
 import { REDIS_TX_OPTIONS } from '../module/redis-tx.constants.js';
 import type { ResolvedRedisTxOptions } from '../module/redis-tx.options.js';
 import { messages } from '../redis-tx.messages.js';
@@ -12,12 +13,13 @@ import {
   checkLockOptions,
   refuseLockAtLeastFor,
 } from './lock-options.validator.js';
-import type { LockStore, LockTerms, PartRequest, WokenBy } from './lock-store.js';
+import type { AcquiredPart, LockStore, LockTerms, PartRequest, WokenBy } from './lock-store.js';
 import type { Lock } from './lock.js';
 import type { LockedOptions, LockOptions, LockUsingOptions } from './lock.options.js';
 import { NodeLocks } from './node-locks.js';
 import { ReentrantLock } from './reentrant-lock.js';
 import { RedlockLocks } from './redlock/redlock.locks.js';
+import { settleWithin } from './settle-within.js';
 
 type Resolved = LockTerms & { signal?: AbortSignal };
 
@@ -33,8 +35,11 @@ export class LockService implements BeforeApplicationShutdown {
   private readonly chain = new AsyncLocalStorage<ReadonlyMap<string, HeldLock>>();
   private readonly held = new Set<HeldLock>();
   private readonly waits = new Set<AbortController>();
+  /** Bodies of `using`, `@Locked` and `runLocked` running now, each with its own release. */
+  private readonly running = new Set<Promise<unknown>>();
   private readonly defaults: ResolvedRedisTxOptions['locks'];
   private readonly readyTimeoutMs: number;
+  private readonly shutdownTimeoutMs: number;
   private readonly store: LockStore;
   private closing = false;
   private readonly isClosing = () => this.closing;
@@ -47,11 +52,13 @@ export class LockService implements BeforeApplicationShutdown {
   ) {
     this.defaults = options.locks;
     this.readyTimeoutMs = options.transactions.readyTimeoutMs;
+    this.shutdownTimeoutMs = options.shutdownTimeoutMs;
     const store: LockStore = redlock.enabled ? redlock : nodeLocks;
     this.store = store;
     this.backend = {
       extend: (part, mode, ttlMs) => store.extend(part, mode, ttlMs),
       release: (part, mode) => store.release(part, mode),
+      leaseEndsAt: (sentAt, ttlMs) => store.leaseEndsAt(sentAt, ttlMs),
       forget: (lock) => this.held.delete(lock),
     };
   }
@@ -125,6 +132,20 @@ export class LockService implements BeforeApplicationShutdown {
   }
 
   /**
+   * Throws LockLostError when a lock held by the current async call chain is
+   * lost, or past the end of its lease on this process's clock. Synchronous,
+   * and a clock read per lock: meant for right before a write that must not
+   * happen without the lock, such as the EXEC of a transaction under
+   * `@Locked`. A process that resumes after being paused past its lease
+   * learns it here, before the write, even if no timer has run yet.
+   */
+  assertChainLeases(): void {
+    const held = this.chain.getStore();
+    if (!held) return;
+    for (const lock of held.values()) lock.assertLeaseValid();
+  }
+
+  /**
    * The `@Locked` path: `skip` resolves to undefined, without running the
    * method, when the lock is held elsewhere (busy, or still held when
    * `waitMs` ran out); every other refusal throws.
@@ -153,18 +174,28 @@ export class LockService implements BeforeApplicationShutdown {
     }
   }
 
+  /**
+   * Shutting down, in this order: (1) no new acquisition is accepted (they
+   * refuse with reason 'shutdown'); (2) every wait ends, refused the same
+   * way; (3) every held lock's `signal` aborts with ShuttingDownError, while
+   * its lease is still renewed; (4) running holders (bodies of `using`,
+   * `@Locked`, `runLocked`) get up to `shutdownTimeoutMs` to return and
+   * release as usual; (5) every lock still held is released once, however
+   * many holds its call chain has on it, waiting at most `readyTimeoutMs`
+   * for Redis. A release Redis does not answer (unreachable, frozen) never
+   * holds up the shutdown: the lease ends that lock by itself.
+   */
   async beforeApplicationShutdown(): Promise<void> {
     this.closing = true;
     for (const wait of this.waits) wait.abort();
-    const releases = Promise.all([...this.held].map((lock) => lock.release().catch(() => false)));
-    // A release Redis does not answer (unreachable, frozen) must not hold up
-    // the shutdown: the lease ends that lock by itself.
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      releases,
-      new Promise((resolve) => (timer = setTimeout(resolve, this.readyTimeoutMs))),
-    ]);
-    clearTimeout(timer);
+    for (const lock of this.held) {
+      lock.abortHolder(new ShuttingDownError(messages.lockHolderShuttingDown(lock.keys)));
+    }
+    await settleWithin([...this.running], this.shutdownTimeoutMs);
+    await settleWithin(
+      [...this.held].map((lock) => lock.releaseAllHolds().catch(() => false)),
+      this.readyTimeoutMs,
+    );
   }
 
   private async runHolding<T>(
@@ -174,6 +205,21 @@ export class LockService implements BeforeApplicationShutdown {
     lockAtLeastFor = 0,
   ): Promise<T> {
     const lock = await this.acquireChecked(names, options);
+    const run = this.runWith(lock, fn, lockAtLeastFor);
+    // Watched by the shutdown, which lets it finish before releasing what is left.
+    this.running.add(run);
+    try {
+      return await run;
+    } finally {
+      this.running.delete(run);
+    }
+  }
+
+  private async runWith<T>(
+    lock: Lock,
+    fn: (lock: Lock) => T | Promise<T>,
+    lockAtLeastFor: number,
+  ): Promise<T> {
     const inChain = new Map(this.chain.getStore());
     for (const [id, held] of lockParts(lock)) inChain.set(id, held);
     try {
@@ -218,6 +264,17 @@ export class LockService implements BeforeApplicationShutdown {
       if (held) reentered.add(held);
       else missing.push(name);
     }
+    for (const held of reentered) {
+      try {
+        // Entered again only while its lease is valid on this clock: a lost lock is no lock.
+        held.assertLeaseValid();
+      } catch (cause) {
+        throw new LockNotAcquiredError(messages.lockReentryLost(names), names, {
+          reason: 'lease-expired',
+          cause,
+        });
+      }
+    }
     for (const held of reentered) held.enter();
     try {
       const fresh = missing.length > 0 ? await this.acquireFresh(missing, options) : undefined;
@@ -246,9 +303,6 @@ export class LockService implements BeforeApplicationShutdown {
     };
     const deadline = performance.now() + options.waitMs;
     const started = performance.now();
-    const parts: HeldPart[] = [];
-    let leaseStartedAt = 0;
-    let wokenBy: WokenBy = 'first-try';
     const request: PartRequest = {
       mode: options.mode,
       ttlMs: options.ttlMs,
@@ -262,20 +316,63 @@ export class LockService implements BeforeApplicationShutdown {
       closing: this.isClosing,
     };
     try {
-      for (const name of names) {
-        const acquired = await this.store.acquirePart(name, request);
-        if (parts.length === 0) leaseStartedAt = acquired.sentAt;
-        parts.push(acquired.part);
-        wokenBy = acquired.wokenBy;
+      for (;;) {
+        const won = await this.acquireParts(names, request);
+        const sentAt = Math.min(...won.map((a) => a.sentAt));
+        const leaseEnd = Math.min(
+          ...won.map((a) => this.store.leaseEndsAt(a.sentAt, options.ttlMs)),
+        );
+        const parts = won.map((a) => a.part);
+        // Handed over only while the lease is valid on this clock, measured
+        // from when the request that won it was sent: a reply (or a wake-up)
+        // handled later than that proves nothing about who holds it now.
+        if (performance.now() < leaseEnd && !this.closing) {
+          return this.hold(parts, options, sentAt, leaseEnd, started, won.at(-1)!.wokenBy);
+        }
+        await this.releaseParts(parts, options.mode);
+        if (this.closing) {
+          throw new LockNotAcquiredError(messages.lockShuttingDown, names, { reason: 'shutdown' });
+        }
+        if (performance.now() >= deadline) {
+          throw new LockNotAcquiredError(
+            messages.lockLeaseExpired(names, options.ttlMs, options.waitMs),
+            names,
+            { reason: 'lease-expired' },
+          );
+        }
       }
-    } catch (error) {
-      await Promise.all(
-        parts.map((part) => this.store.release(part, options.mode).catch(() => false)),
-      );
-      throw error;
     } finally {
       if (waitController) this.waits.delete(waitController);
     }
+  }
+
+  /** Takes every name in order, all or none: what was taken is given back when a later one fails. */
+  private async acquireParts(names: string[], request: PartRequest): Promise<AcquiredPart[]> {
+    const won: AcquiredPart[] = [];
+    try {
+      for (const name of names) won.push(await this.store.acquirePart(name, request));
+      return won;
+    } catch (error) {
+      await this.releaseParts(
+        won.map((a) => a.part),
+        request.mode,
+      );
+      throw error;
+    }
+  }
+
+  private async releaseParts(parts: readonly HeldPart[], mode: ScriptMode): Promise<void> {
+    await Promise.all(parts.map((part) => this.store.release(part, mode).catch(() => false)));
+  }
+
+  private hold(
+    parts: HeldPart[],
+    options: Resolved,
+    sentAt: number,
+    leaseEnd: number,
+    started: number,
+    wokenBy: WokenBy,
+  ): HeldLock {
     const mode = options.mode === 's' ? 'semaphore' : options.mode === 'r' ? 'read' : 'write';
     const lock = new HeldLock(
       parts,
@@ -283,12 +380,13 @@ export class LockService implements BeforeApplicationShutdown {
       options.mode,
       options.ttlMs,
       this.backend,
-      leaseStartedAt,
+      sentAt,
+      leaseEnd,
     );
     this.held.add(lock);
     this.store.held(lock);
     channels.lockAcquire.publish(() => ({
-      keys: names,
+      keys: parts.map((p) => p.name),
       mode,
       fencingTokens: parts.map((p) => p.fence),
       waitedMs: performance.now() - started,

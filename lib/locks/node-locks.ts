@@ -15,6 +15,7 @@ import type { HeldPart, ScriptMode } from './held-lock.js';
 import { lockRedisKeys, type LockRedisKeys } from './lock-keys.js';
 import { lockSlotKeys, type LockSlotKeys } from './lock-slot-keys.js';
 import type { AcquiredPart, LockStore, LockTerms, PartRequest, WokenBy } from './lock-store.js';
+import { leaseEndsAt } from './lease-validity.js';
 import { newToken } from './lock-token.js';
 import { type LockScriptCommands } from './lock.scripts.js';
 import { ReleaseListener, type Subscription } from './release-listener.js';
@@ -59,14 +60,18 @@ export class NodeLocks implements LockStore {
 
   async acquirePart(name: string, request: PartRequest): Promise<AcquiredPart> {
     const keys = lockRedisKeys(this.defaults.keyPrefix, name);
+    // The suffix tells the release script what this waiter wants, so it can hand the lock over.
+    const token = `${newToken()}.${request.mode}.${request.ttlMs}`;
     // A try-lock never waits, so it never needs to hear a hand-off.
     if (request.deadline <= performance.now()) {
-      return this.acquireListening(name, keys, request, noHandOffs);
+      return this.acquireListening(name, keys, token, request, noHandOffs);
     }
     const handOffs = new HandOffChannel(this.listener, this.slotKeys.channel(keys));
+    const stopKeeping = this.listener.keepFor(token);
     try {
-      return await this.acquireListening(name, keys, request, handOffs);
+      return await this.acquireListening(name, keys, token, request, handOffs);
     } finally {
+      stopKeeping();
       handOffs.stop();
     }
   }
@@ -93,18 +98,21 @@ export class NodeLocks implements LockStore {
     );
   }
 
+  leaseEndsAt(sentAt: number, ttlMs: number): number {
+    return leaseEndsAt(sentAt, ttlMs);
+  }
+
   /** Nothing to watch: a loss is found by renewal or by the lease running out. */
   held(): void {}
 
   private async acquireListening(
     name: string,
     keys: LockRedisKeys,
+    token: string,
     options: PartRequest,
     hear: HandOffs,
   ): Promise<AcquiredPart> {
     const { deadline, allNames } = options;
-    // The suffix tells the release script what this waiter wants, so it can hand the lock over.
-    const token = `${newToken()}.${options.mode}.${options.ttlMs}`;
     const canWait = deadline > performance.now();
     const { pollMs } = this.defaults;
     let wokenBy: WokenBy = 'first-try';
@@ -117,7 +125,6 @@ export class NodeLocks implements LockStore {
           ? await this.attemptAcknowledged(name, keys, token, options, canWait, allNames)
           : await this.attempt(name, keys, token, options, canWait, pollMs);
       if (fence > 0) return { part: { name, keys, token, fence }, sentAt, wokenBy };
-      const roundTrip = performance.now() - sentAt;
       queued ||= canWait;
       const remaining = deadline - performance.now();
       if (remaining <= 0) {
@@ -135,11 +142,14 @@ export class NodeLocks implements LockStore {
       const signal = options.signalForWait();
       const wake = await this.listener.wait(token, Math.min(remaining, pollMs), signal);
       if (wake.reason === 'granted') {
-        // Handed over by a release: the lease began before the message
-        // arrived, by about a one-way trip, bounded by the last round trip.
-        const part = { name, keys, token, fence: wake.fence };
-        if (options.replicaAcks > 0) await this.confirmHandOff(part, options, allNames);
-        return { part, sentAt: performance.now() - roundTrip, wokenBy: 'release' };
+        // Handed over by a release, at a moment this process cannot know:
+        // the message may have been slow, or this process paused. So it is
+        // only a wake-up: the next attempt finds the lock in this token's
+        // name and renews its lease, and the lease counts from that send.
+        // (With replicaAcks, that renewal is this connection's own write,
+        // which the replicas then acknowledge.)
+        wokenBy = 'release';
+        continue;
       }
       if (wake.reason === 'aborted') {
         await this.leave(name, keys, token);
@@ -234,28 +244,6 @@ export class NodeLocks implements LockStore {
         this.attempt(name, keys, token, options, enqueue, this.defaults.pollMs, connection),
       holds: (fence) => fence > 0,
       release: () => this.release({ name, keys, token, fence: 0 }, options.mode),
-    });
-  }
-
-  /** A lock handed over by someone else's release: renewed here, so this connection has a write to WAIT for. */
-  private confirmHandOff(
-    part: HeldPart,
-    options: PartRequest,
-    allNames: readonly string[],
-  ): Promise<void> {
-    const args = [...scriptKeys(part.keys).slice(0, 3), part.token, options.mode];
-    const release = () => void this.release(part, options.mode).catch(() => false);
-    return this.replicaAcks.confirmHandOff(part.name, allNames, options, {
-      write: async (connection) =>
-        (await this.script(
-          'nestjsRedisTxLockExtend',
-          part.name,
-          [...args, options.ttlMs],
-          connection,
-          acquisitionFailures(part.name, allNames, release, release),
-        )) === 1,
-      holds: (renewed) => renewed,
-      release: () => this.release(part, options.mode),
     });
   }
 

@@ -8,7 +8,7 @@ import type { Lock } from './lock.js';
  */
 export class ReentrantLock implements Lock {
   readonly fencingTokens: ReadonlyMap<string, number>;
-  readonly signal: AbortSignal;
+  private combined?: AbortSignal;
   private released = false;
 
   constructor(
@@ -18,8 +18,12 @@ export class ReentrantLock implements Lock {
     this.fencingTokens = new Map(
       locks.flatMap((lock) => [...lock.fencingTokens]).filter(([name]) => keys.includes(name)),
     );
-    this.signal =
-      locks.length === 1 ? locks[0]!.signal : AbortSignal.any(locks.map((l) => l.signal));
+  }
+
+  get signal(): AbortSignal {
+    // Read through each lock's own getter, which checks its lease end on the clock.
+    const signals = this.locks.map((lock) => lock.signal);
+    return signals.length === 1 ? signals[0]! : (this.combined ??= AbortSignal.any(signals));
   }
 
   get mode(): Lock['mode'] {

@@ -27,6 +27,11 @@ export interface Subscription {
  */
 export class ReleaseListener {
   private readonly waiters = new Map<string, (fence: number | undefined) => void>();
+  /**
+   * Tokens in line here, each with the message that came while it was not
+   * waiting (between two waits, an attempt on its way), so that it is not lost.
+   */
+  private readonly inLine = new Map<string, Wake | undefined>();
   private readonly subscriptions = new Map<string, Subscription>();
   private listening = false;
 
@@ -79,9 +84,20 @@ export class ReleaseListener {
     return { subscription: held, stop: giveBack };
   }
 
+  /** Keeps messages for `token` that come while it is not waiting, until the returned function is called. */
+  keepFor(token: string): () => void {
+    this.inLine.set(token, undefined);
+    return () => void this.inLine.delete(token);
+  }
+
   /** Waits until the token is called, `pollMs` passes (the fallback for a lost message), or the signal aborts. */
   async wait(token: string, pollMs: number, signal: AbortSignal): Promise<Wake> {
     if (signal.aborted) return { reason: 'aborted' };
+    const kept = this.inLine.get(token);
+    if (kept) {
+      this.inLine.set(token, undefined);
+      return kept;
+    }
     const gaveUp = new AbortController();
     let timer: NodeJS.Timeout | undefined;
     try {
@@ -112,8 +128,16 @@ export class ReleaseListener {
     // The message is the waiter's token, followed by its fencing token when the lock was handed over.
     const onMessage = (channel: string, message: string) => {
       if (!this.subscriptions.has(channel)) return;
-      const [token, fence] = message.split(' ');
-      this.waiters.get(token!)?.(fence === undefined ? undefined : Number(fence));
+      const [token, fence] = message.split(' ') as [string, string | undefined];
+      const called = fence === undefined ? undefined : Number(fence);
+      const waiter = this.waiters.get(token);
+      if (waiter) waiter(called);
+      else if (this.inLine.has(token)) {
+        this.inLine.set(
+          token,
+          called === undefined ? { reason: 'release' } : { reason: 'granted', fence: called },
+        );
+      }
     };
     this.connections.subscriber.on(this.sharded ? 'smessage' : 'message', onMessage);
   }

@@ -72,23 +72,4 @@ export class ReplicaAcks {
       this.pool.release(connection, connection.isReady);
     }
   }
-
-  /**
-   * A lock handed over by another client's release script was written by
-   * that client's connection, which this one cannot WAIT for: renew the
-   * lease here (a write of this connection's own) and have that acknowledged.
-   */
-  async confirmHandOff(
-    name: string,
-    keys: readonly string[],
-    options: ReplicaAckOptions,
-    step: AckedWrite<boolean>,
-  ): Promise<void> {
-    if (await this.confirm(name, keys, options, step)) return;
-    throw new LockNotAcquiredError(
-      messages.lockLost(name, 'its lease ended before replicas could acknowledge it'),
-      keys,
-      { reason: 'replica-acks' },
-    );
-  }
 }

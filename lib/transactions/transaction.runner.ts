@@ -8,11 +8,13 @@ import { clusterRedirect, lostBeforeExec } from '../connection/cluster-redirect.
 import { isConnectionLostError } from '../connection/redis-client.js';
 import { channels } from '../diagnostics/redis-tx.channels.js';
 import { TransactionAbortedError } from '../errors/transaction-aborted.error.js';
+import { LockLostError } from '../errors/lock-lost.error.js';
 import { NoActiveTransactionError } from '../errors/no-active-transaction.error.js';
 import { ShuttingDownError } from '../errors/shutting-down.error.js';
 import { TransactionConflictError } from '../errors/transaction-conflict.error.js';
 import { TransactionExecError, type CommandReply } from '../errors/transaction-exec.error.js';
 import { TransactionPropagationError } from '../errors/transaction-propagation.error.js';
+import { LockService } from '../locks/lock.service.js';
 import { REDIS_TX_OPTIONS } from '../module/redis-tx.constants.js';
 import type { ResolvedRedisTxOptions } from '../module/redis-tx.options.js';
 import { messages } from '../redis-tx.messages.js';
@@ -50,6 +52,7 @@ export class TransactionRunner implements BeforeApplicationShutdown {
   constructor(
     private readonly connections: RedisConnections,
     @Inject(REDIS_TX_OPTIONS) private readonly options: ResolvedRedisTxOptions,
+    private readonly locks: LockService,
   ) {
     this.recorder = commandRecorder(connections.commandNames);
     this.prepareForExec =
@@ -307,11 +310,14 @@ export class TransactionRunner implements BeforeApplicationShutdown {
       }
       const notReady = connection.whenReady(this.options.transactions.readyTimeoutMs, label);
       if (notReady) await notReady;
+      // Under @Locked: a lock whose lease may have ended (this process was
+      // paused, or renewals failed) must not cover a write. Nothing sent yet.
+      this.locks.assertChainLeases();
       channels.transactionExec.publish(() => ({ label, attempt, commands: commands.length }));
       context.execSent = true;
       reply = await connection.exec(this.prepareForExec(commands), label);
     } catch (error) {
-      return error instanceof TransactionAbortedError
+      return error instanceof TransactionAbortedError || error instanceof LockLostError
         ? { kind: 'rolled-back', context, error }
         : { kind: 'failed', context, error };
     }

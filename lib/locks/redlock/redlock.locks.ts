@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { channels } from '../../diagnostics/redis-tx.channels.js';
+import { LockLostError } from '../../errors/lock-lost.error.js';
 import { LockNotAcquiredError } from '../../errors/lock-not-acquired.error.js';
 import { RedisTxError } from '../../errors/redis-tx.error.js';
 import { REDIS_TX_OPTIONS } from '../../module/redis-tx.constants.js';
@@ -8,6 +9,7 @@ import { messages } from '../../redis-tx.messages.js';
 import { InvalidOptionsError } from '../../errors/invalid-options.error.js';
 import type { HeldLock, HeldPart, ScriptMode } from '../held-lock.js';
 import type { AcquiredPart, LockStore, LockTerms, PartRequest, WokenBy } from '../lock-store.js';
+import { leaseEndsAt } from '../lease-validity.js';
 import { lockRedisKeys } from '../lock-keys.js';
 import { newToken } from '../lock-token.js';
 import { RedlockNodeError } from './redlock-node.error.js';
@@ -191,13 +193,22 @@ export class RedlockLocks implements LockStore {
     return false;
   }
 
+  /**
+   * The keys were set for longer than the lease (see keyTtlMs) so that,
+   * less the drift margin, the whole lease is valid from the first send.
+   */
+  leaseEndsAt(sentAt: number, ttlMs: number): number {
+    return leaseEndsAt(sentAt, keyTtlMs(ttlMs, this.drift), this.drift);
+  }
+
   /** When the lock is lost, its LockLostError's cause names the masters that failed it. */
   held(lock: HeldLock): void {
     lock.signal.addEventListener(
       'abort',
       () => {
         const reason: unknown = lock.signal.reason;
-        if (!(reason instanceof Error) || reason.cause !== undefined) return;
+        // Only a loss has masters to blame (the signal also aborts at shutdown).
+        if (!(reason instanceof LockLostError) || reason.cause !== undefined) return;
         const causes = lock.parts.flatMap((part) => {
           const round = this.latest.get(part);
           return round ? this.causes(part.name, round).errors : [];
@@ -319,7 +330,7 @@ export class RedlockLocks implements LockStore {
     const q = this.quorum;
     if (refusal.wonButLost === 'lease-expired') {
       return new LockNotAcquiredError(
-        messages.lockLeaseExpired(name, request.ttlMs),
+        messages.redlockLeaseExpired(name, request.ttlMs),
         request.allNames,
         { reason: 'lease-expired' },
       );

@@ -1,9 +1,8 @@
 // The arithmetic of Redlock, kept free of I/O so it can be checked on its own.
+import { driftMs } from '../lease-validity.js';
 
-/** Clocks of the masters and of this process may run at slightly different speeds; this much of a lease is set aside for it. */
-export function driftMs(keyTtlMs: number, clockDriftFactor: number): number {
-  return keyTtlMs * clockDriftFactor + 2;
-}
+/** Clocks of the masters and of this process may run at slightly different speeds: the same margin as every lease. */
+export { driftMs };
 
 /** Masters that must agree: more than half, so that any two majorities share a master. */
 export function quorumOf(masters: number): number {
