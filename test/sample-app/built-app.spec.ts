@@ -162,6 +162,8 @@ describe('two instances of the built sample app on one Redis', () => {
         amount: '30',
         fencingToken: String(paid.body.fencingToken),
         by: 'one',
+        // Raised by every later attempt's fenced read of the order.
+        fence: expect.stringMatching(/^\d+$/),
       });
     } finally {
       await subscriber.quit();
@@ -189,6 +191,7 @@ describe('two instances of the built sample app on one Redis', () => {
         amount: '10',
         fencingToken: String(paid.body.fencingToken),
         by: paid.body.instance,
+        fence: expect.stringMatching(/^\d+$/),
       });
     }
     expect(
