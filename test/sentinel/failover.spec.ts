@@ -18,6 +18,7 @@ import { RedisConnections } from '../../lib/connection/redis-connections.js';
 import { lockRedisKeys } from '../../lib/locks/lock-keys.js';
 import { RedisServer } from '../../tools/redis-server.js';
 import { createTestApp } from '../support/nest-app.js';
+import { nextEvent } from '../support/next-event.js';
 import { useReplicatedRedis } from '../support/sentinel.js';
 import { Slack } from '../support/timing.js';
 
@@ -188,7 +189,11 @@ describe('RedisTxModule through Sentinel', () => {
     const onAcquire = (event: unknown) => acquired.push(event as LockAcquireEvent);
     subscribe(channelNames.lockAcquire, onAcquire);
     try {
+      // Announced once it stands in line and listens: released sooner, a busy
+      // machine would let it find the lock in its name on its next try instead.
+      const waiting = nextEvent(channelNames.lockWait);
       const waiter = locks().acquire('after:lock', { waitMs: WAIT_MS });
+      await waiting;
       await waitForQueue(next, 'after:lock');
       await lock.release();
       await (await waiter).release();
