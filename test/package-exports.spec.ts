@@ -25,6 +25,7 @@ const documentedExports = [
   'LockLostError',
   'InvalidLockKeyError',
   'RedisPermissionError',
+  'ShuttingDownError',
 ];
 
 describe('the built package entry', () => {

@@ -6,6 +6,7 @@ import { RedisTxModule } from '../../lib/index.js';
 import { RedisTxHealthModule } from '../../lib/terminus/index.js';
 import { AccountsController } from './accounts.controller.js';
 import { AccountsService } from './accounts.service.js';
+import { fencingScripts } from './fencing.scripts.js';
 import { FollowsService } from './follows.service.js';
 import { HealthController } from './health.controller.js';
 import { INSTANCE_ID } from './instance-id.js';
@@ -25,7 +26,7 @@ export class AppModule {
     return {
       module: AppModule,
       imports: [
-        RedisTxModule.forRoot({ connection: url }),
+        RedisTxModule.forRoot({ connection: url, scripts: fencingScripts }),
         ScheduleModule.forRoot(),
         TerminusModule,
         RedisTxHealthModule,

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ConflictException, Inject, Injectable } from '@nestjs/common';
 import { Locked, LockService, RedisTx, Transactional } from '../../lib/index.js';
+import { isStaleHolder } from './fencing.scripts.js';
 import { INSTANCE_ID } from './instance-id.js';
 
 export interface Payment {
@@ -27,6 +28,12 @@ export class OrdersService {
    * both happen under the lock. The lock encloses the transaction, so the
    * payment is committed before the next one can look.
    *
+   * The order is a fenced resource (see fencing.scripts.ts): it is read and
+   * written with the lock's fencing token, so an instance paused past its
+   * lease (a long GC, a frozen VM) that wakes up between its read and its
+   * write is refused once a newer holder has read the order, and cannot pay
+   * it a second time. Refusals answer 409 like a busy lock.
+   *
    * `providerMs` stands in for a slow payment provider (try two requests at
    * once by hand); it stops early if the lock is lost.
    */
@@ -35,30 +42,56 @@ export class OrdersService {
   async pay(orderId: string, amount: number, providerMs = 0): Promise<Payment> {
     const key = `order:${orderId}`;
     const lock = this.locks.current(key)!;
-    if ((await this.redis.client.hget(key, 'status')) === 'paid') {
-      throw new ConflictException(`order ${orderId} is already paid`);
+    const token = lock.fencingToken;
+    try {
+      if ((await this.redis.client.readFenced(key, token, 'status')) === 'paid') {
+        throw new ConflictException(`order ${orderId} is already paid`);
+      }
+      // Written at once, outside the transaction, so that anyone can see a
+      // payment in progress; put back if the payment does not go through.
+      await this.redis.client.writeFenced(key, token, 'status', 'paying', 'by', this.instance);
+    } catch (error) {
+      throw isStaleHolder(error) ? new ConflictException(staleMessage(orderId)) : error;
     }
-    // Written at once, outside the transaction, so that anyone can see a
-    // payment in progress; put back if the payment does not go through.
-    await this.redis.client.hset(key, { status: 'paying', by: this.instance });
     this.redis.afterRollback(async () => {
-      await this.redis.client.hset(key, 'status', 'unpaid');
+      // Refused when a newer holder has read the order since: it is theirs now.
+      await this.redis.client
+        .writeFenced(key, token, 'status', 'unpaid')
+        .catch((error: unknown) => {
+          if (!isStaleHolder(error)) throw error;
+        });
     });
     if (providerMs > 0) await sleep(providerMs, undefined, { signal: lock.signal });
 
-    const payment: Payment = {
-      orderId,
-      amount,
-      fencingToken: lock.fencingToken,
-      instance: this.instance,
-    };
+    const payment: Payment = { orderId, amount, fencingToken: token, instance: this.instance };
+    // A refusal here fails EXEC with TransactionExecError. Redis has no
+    // rollback, so the SADD beside it still applies: only a holder paused
+    // past its lease gets here, and the newer holder is paying the order.
     this.redis.multi
-      .hset(key, { status: 'paid', amount, fencingToken: payment.fencingToken, by: this.instance })
+      .writeFenced(
+        key,
+        token,
+        'status',
+        'paid',
+        'amount',
+        amount,
+        'fencingToken',
+        token,
+        'by',
+        this.instance,
+      )
       .sadd('orders:paid', orderId);
     return payment;
   }
 
+  /** The order's fields, without the fence that its readers and writers keep in it. */
   async order(orderId: string): Promise<Record<string, string>> {
-    return this.redis.client.hgetall(`order:${orderId}`);
+    const order = await this.redis.client.hgetall(`order:${orderId}`);
+    delete order.fence;
+    return order;
   }
+}
+
+function staleMessage(orderId: string): string {
+  return `order ${orderId} was taken over by a newer payment while this one was paused`;
 }

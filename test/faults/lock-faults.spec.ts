@@ -16,6 +16,7 @@ import { FencedResource } from '../support/fenced-resource.js';
 import { createTestApp } from '../support/nest-app.js';
 import { nextEvent } from '../support/next-event.js';
 import { useRedisServer } from '../support/redis.js';
+import { eventually, Slack } from '../support/timing.js';
 import type { RedisServer } from '../../tools/redis-server.js';
 
 /** Resolves with the reason `lock.signal` aborts with. */
@@ -24,23 +25,6 @@ function lossOf(lock: Lock): Promise<unknown> {
   return new Promise((resolve) =>
     lock.signal.addEventListener('abort', () => resolve(lock.signal.reason), { once: true }),
   );
-}
-
-/**
- * Polls `condition` until it holds or `timeoutMs` passes. Only where no event
- * exists: Redis announces neither a key's expiry nor a script that ran for a
- * client whose connection was cut.
- */
-async function eventually(
-  condition: () => Promise<boolean>,
-  timeoutMs: number,
-  what: string,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 /** Handles (sockets, timers…) keeping the process alive, by kind. */
@@ -66,16 +50,30 @@ function useUnhandledRejections(): unknown[] {
 /**
  * Waits until no more handles are open than in `baseline`. The proxy runs in
  * this process and closes its own sockets to Redis a moment after the app's
- * have gone, with no event to await; a handle the app leaked never goes.
+ * have gone, with no event to await (later still by what it was told to
+ * delay, `delayedMs`); a handle the app leaked never goes.
  */
-async function noHandlesBeyond(baseline: Record<string, number>): Promise<void> {
+async function noHandlesBeyond(
+  baseline: Record<string, number>,
+  observer: Redis,
+  delayedMs = 0,
+): Promise<void> {
   const settled = async () => {
     const now = resources();
     return Object.entries(now).every(([kind, count]) => count <= (baseline[kind] ?? 0));
   };
-  await eventually(settled, 2_000, 'open handles back to the baseline').catch(() => {
-    expect(resources()).toEqual(baseline);
-  });
+  const slack = await Slack.start().measureRoundTrip(observer);
+  try {
+    await eventually(
+      settled,
+      () => delayedMs + slack.ms,
+      'open handles back to the baseline',
+    ).catch(() => {
+      expect(resources()).toEqual(baseline);
+    });
+  } finally {
+    slack.stop();
+  }
 }
 
 /** Lock keys left in Redis, besides the fence counter that is kept by design. */
@@ -152,6 +150,7 @@ describe('locks when Redis or the holder freezes', () => {
     'Redis frozen by %s: the lease runs out locally, nothing is left held after it, new acquisitions work',
     async (how, freeze) => {
       const key = `lock:{frozen:${how}}`;
+      const slack = await Slack.start().measureRoundTrip(observer);
       const held = await locks().acquire(`frozen:${how}`, { ttlMs: 1_000 });
       const started = performance.now();
       const thawed = freeze(bed.server);
@@ -163,11 +162,17 @@ describe('locks when Redis or the holder freezes', () => {
       expect(reason).toBeInstanceOf(LockLostError);
       expect((reason as Error).message).toMatch(/lease ran out before a renewal got through/);
       // Counted from when the acquire was sent, so never later than the lease
-      // after it resolved (give or take a timer's lateness on a busy machine).
-      expect(lostAfter).toBeLessThan(1_050);
+      // after it resolved, give or take how late this process's timers ran.
+      slack.stop();
+      expect(lostAfter).toBeLessThan(1_000 + slack.ms);
       // The renewal held up by the freeze runs now; had it revived the lease,
-      // the key would stay for another second.
-      await eventually(async () => (await observer.exists(key)) === 0, 400, `${key} is gone`);
+      // the key would stay for another second, so waiting longer than that
+      // would prove nothing.
+      await eventually(
+        async () => (await observer.exists(key)) === 0,
+        () => Math.min(400 + slack.ms, 950),
+        `${key} is gone`,
+      );
       const next = await other.get(LockService).acquire(`frozen:${how}`, { waitMs: 0 });
       expect(next.fencingToken).toBeGreaterThan(held.fencingToken);
       expect(await held.release()).toBe(false);
@@ -216,6 +221,7 @@ describe('locks when Redis or the holder freezes', () => {
 });
 
 describe('locks through a faulty network', () => {
+  const PROXY_DELAY_MS = 300;
   useUnhandledRejections();
   const redis = useRedisServer();
   const net = useFaultProxy(() => redis.server);
@@ -257,7 +263,7 @@ describe('locks through a faulty network', () => {
       // Redis did take the lock; the library frees it long before its 60 s lease ends.
       await eventually(
         async () => (await observer.exists('lock:{lost-reply}')) === 0,
-        5_000,
+        () => 5_000,
         'the lock taken by the lost acquire is released',
       );
       const retry = await locks.acquire('lost-reply', { ttlMs: 60_000, waitMs: 2_000 });
@@ -282,7 +288,7 @@ describe('locks through a faulty network', () => {
       // The release goes out on the same connection; Redis runs it though its reply is dropped too.
       await eventually(
         async () => (await observer.exists('lock:{no-reply}')) === 0,
-        5_000,
+        () => 5_000,
         'the lock taken by the unanswered acquire is released',
       );
       // A connection that swallows replies is dead; once it is seen to be (a
@@ -312,14 +318,14 @@ describe('locks through a faulty network', () => {
         resolve();
       });
     });
-    net.proxy.delay(300);
+    net.proxy.delay(PROXY_DELAY_MS);
     await onTheWire; // the first renewal (at 200 ms) has been sent and is held up
     await app.close();
     // Their holders were told to stop before the locks went.
     for (const lock of held) expect(lock.signal.reason).toBeInstanceOf(ShuttingDownError);
     expect(await strandedLockKeys(observer)).toEqual([]);
     net.proxy.pass();
-    await noHandlesBeyond(baseline);
+    await noHandlesBeyond(baseline, observer, PROXY_DELAY_MS);
   });
 
   // closeClient() gives QUIT a short grace period, then cuts the socket, and
@@ -334,17 +340,22 @@ describe('locks through a faulty network', () => {
       },
     });
     await app.get(LockService).acquire('unreachable', { ttlMs: 600 });
+    const slack = await Slack.start().measureRoundTrip(observer);
     net.proxy.blackhole();
     const started = performance.now();
     await app.close();
-    expect(performance.now() - started).toBeLessThan(5_000);
+    const closedAfter = performance.now() - started;
+    // Releases are given up after readyTimeoutMs, then an unanswered QUIT is cut after 2 s.
+    expect(closedAfter).toBeLessThan(1_000 + 2_000 + slack.ms);
+    slack.stop();
     await eventually(
       async () => (await observer.exists('lock:{unreachable}')) === 0,
-      2_000,
+      // The lease was 600 ms when taken; it ends by Redis's clock.
+      () => 600 + slack.ms,
       'the lock of the unreachable holder expires with its lease',
     );
     net.proxy.pass();
     net.proxy.cutAll(); // the connections the blackhole left half-open
-    await noHandlesBeyond(baseline);
+    await noHandlesBeyond(baseline, observer);
   });
 });

@@ -15,6 +15,7 @@ import {
 } from '../../lib/index.js';
 import { lockRedisKeys } from '../../lib/locks/lock-keys.js';
 import { ask, type RedisServer } from '../../tools/redis-server.js';
+import { nextEvent } from '../support/next-event.js';
 import { createTestApp } from '../support/nest-app.js';
 import { useReplicatedRedis } from '../support/sentinel.js';
 
@@ -81,11 +82,16 @@ describe('LockService with replicaAcks (Redis WAIT)', () => {
     const onAcquire = (event: unknown) => acquired.push(event as LockAcquireEvent);
     subscribe(channelNames.lockAcquire, onAcquire);
     try {
+      // Announced once the waiter stands in line and listens for the hand-off:
+      // released any sooner, on a busy machine, the waiter would find the lock
+      // already in its name on its next try instead of being woken.
+      const waiting = nextEvent(channelNames.lockWait);
       const waiter = locks().acquire('handed', {
         replicaAcks: 1,
         replicaAckTimeoutMs: generous,
         waitMs: 5_000,
       });
+      await waiting;
       await queuedOnMaster('handed');
       await holder.release();
       const lock = await waiter;

@@ -18,11 +18,15 @@ import { RedisConnections } from '../../lib/connection/redis-connections.js';
 import { lockRedisKeys } from '../../lib/locks/lock-keys.js';
 import { RedisServer } from '../../tools/redis-server.js';
 import { createTestApp } from '../support/nest-app.js';
+import { nextEvent } from '../support/next-event.js';
 import { useReplicatedRedis } from '../support/sentinel.js';
+import { Slack } from '../support/timing.js';
 
 const READY_TIMEOUT_MS = 3_000;
 const WAIT_MS = 2_000;
 const TTL_MS = 3_000;
+/** Longer than any wait: a waiter is only ever woken by a release message. */
+const POLL_MS = 60_000;
 
 @Injectable()
 class Counter {
@@ -65,7 +69,7 @@ describe('RedisTxModule through Sentinel', () => {
         connection: bed.redis.sentinelOptions(),
         transactions: { readyTimeoutMs: READY_TIMEOUT_MS, watchConnections: 4 },
         // A poll longer than any wait: a waiter is only ever woken by a release message.
-        locks: { ttlMs: TTL_MS, waitMs: WAIT_MS, pollMs: 60_000 },
+        locks: { ttlMs: TTL_MS, waitMs: WAIT_MS, pollMs: POLL_MS },
       },
       providers: [Counter],
     });
@@ -139,6 +143,7 @@ describe('RedisTxModule through Sentinel', () => {
         await sleep(5);
       }
     };
+    const slack = Slack.start();
     const running = Promise.all(Array.from({ length: workers }, (_, w) => runWorker(w)));
 
     const next = await bed.redis.failover();
@@ -151,7 +156,9 @@ describe('RedisTxModule through Sentinel', () => {
     expect(untyped).toEqual([]);
     expect(successesAfter.every((n) => n >= wantedAfterFailover)).toBe(true);
     // No operation outlived its own bounds: a wait, a reconnect, and a lost reply's detection.
-    expect(longestMs).toBeLessThan(WAIT_MS + READY_TIMEOUT_MS + 2_000);
+    // (plus how late this process ran meanwhile, a loaded machine's share).
+    slack.stop();
+    expect(longestMs).toBeLessThan(WAIT_MS + READY_TIMEOUT_MS + 2_000 + slack.ms);
     for (const name of typed) {
       expect([
         'LockNotAcquiredError',
@@ -182,7 +189,11 @@ describe('RedisTxModule through Sentinel', () => {
     const onAcquire = (event: unknown) => acquired.push(event as LockAcquireEvent);
     subscribe(channelNames.lockAcquire, onAcquire);
     try {
+      // Announced once it stands in line and listens: released sooner, a busy
+      // machine would let it find the lock in its name on its next try instead.
+      const waiting = nextEvent(channelNames.lockWait);
       const waiter = locks().acquire('after:lock', { waitMs: WAIT_MS });
+      await waiting;
       await waitForQueue(next, 'after:lock');
       await lock.release();
       await (await waiter).release();
@@ -246,15 +257,33 @@ describe('RedisTxModule through Sentinel', () => {
     throw new Error(`No waiter queued for ${name} within ${WAIT_MS} ms`);
   }
 
-  /** Leases of locks whose release was lost in the switch end by themselves; Redis sends no event for that here. */
+  /**
+   * Leases of locks whose release was lost in the switch end by themselves;
+   * Redis sends no event for that here. A waiter whose `leave` was lost in
+   * the switch (its wait ran out while the connection was down, or the
+   * demoted master refused the write) stays in line until its own waiter
+   * lease ends, three `pollMs` after it last refreshed it, as documented:
+   * such waiting-line keys may outlive this wait, but only with an expiry
+   * that ends them by themselves.
+   */
   async function expectNoLockKeysLeft(server: RedisServer): Promise<void> {
+    const slack = Slack.start();
     const deadline = performance.now() + TTL_MS + 1_000;
+    const held = (keys: string[]) => keys.filter((key) => !/:(q|qx)$/.test(key));
     let left = await lockKeysOn(server);
-    while (left.length > 0 && performance.now() < deadline) {
+    while (held(left).length > 0 && performance.now() < deadline + slack.ms) {
       await sleep(100);
       left = await lockKeysOn(server);
     }
-    expect(left).toEqual([]);
+    slack.stop();
+    expect(held(left)).toEqual([]);
+    for (const key of left) {
+      const pttl = await onServer(server, (c) => c.pttl(key));
+      expect({ key, expiresBy: pttl > 0 && pttl <= 3 * POLL_MS }).toEqual({
+        key,
+        expiresBy: true,
+      });
+    }
   }
 });
 

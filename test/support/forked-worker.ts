@@ -9,11 +9,14 @@ import { createInterface } from 'node:readline';
  */
 export class ForkedWorker {
   private readonly said: string[] = [];
+  /** performance.now() when it last said anything. */
+  private lastHeard = performance.now();
   private readonly waiting: { prefix: string; resolve: (line: string) => void }[] = [];
   readonly exited: Promise<number | null>;
 
   private constructor(readonly child: ChildProcess) {
     createInterface({ input: child.stdout! }).on('line', (line) => {
+      this.lastHeard = performance.now();
       const index = this.waiting.findIndex(({ prefix }) => line.startsWith(prefix));
       if (index < 0) this.said.push(line);
       else this.waiting.splice(index, 1)[0]!.resolve(line);
@@ -35,8 +38,14 @@ export class ForkedWorker {
     return this.child.pid!;
   }
 
-  /** The next line starting with `prefix` (without it); rejects if the process exits first or `timeoutMs` passes. */
-  async line(prefix: string, timeoutMs = 30_000): Promise<string> {
+  /**
+   * The next line starting with `prefix` (without it); rejects if the
+   * process exits first, or says nothing at all for `silentMs`. A worker
+   * with long work to do says how it is getting on (any line), so that a
+   * slow machine is told apart from a stuck worker by what it says, not by
+   * how long the whole takes.
+   */
+  async line(prefix: string, silentMs = 30_000): Promise<string> {
     const earlier = this.said.findIndex((line) => line.startsWith(prefix));
     if (earlier >= 0) return this.said.splice(earlier, 1)[0]!.slice(prefix.length).trim();
     let entry: { prefix: string; resolve: (line: string) => void } | undefined;
@@ -51,13 +60,19 @@ export class ForkedWorker {
           throw new Error(`worker ${this.pid} exited (${code}) before saying "${prefix}"`);
         }),
         new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () =>
+          // Silence counts from the later of its last line and this wait's start.
+          const waitingSince = performance.now();
+          const check = () => {
+            const silent = performance.now() - Math.max(this.lastHeard, waitingSince);
+            if (silent < silentMs) timer = setTimeout(check, silentMs - silent);
+            else
               reject(
-                new Error(`worker ${this.pid} did not say "${prefix}" within ${timeoutMs} ms`),
-              ),
-            timeoutMs,
-          );
+                new Error(
+                  `worker ${this.pid} said nothing for ${Math.round(silent)} ms, waiting for "${prefix}"`,
+                ),
+              );
+          };
+          timer = setTimeout(check, silentMs);
         }),
       ]);
       return line.slice(prefix.length).trim();
@@ -69,8 +84,8 @@ export class ForkedWorker {
   }
 
   /** The JSON the worker ends with. */
-  async result<T>(timeoutMs?: number): Promise<T> {
-    return JSON.parse(await this.line('result ', timeoutMs)) as T;
+  async result<T>(silentMs?: number): Promise<T> {
+    return JSON.parse(await this.line('result ', silentMs)) as T;
   }
 
   tell(line: string): void {
