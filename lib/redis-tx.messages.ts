@@ -82,8 +82,12 @@ export const messages = {
     `Lock ${keys.map((k) => `"${k}"`).join(', ')} is held elsewhere${waitMs > 0 ? ` and was not released within ${waitMs} ms` : ''}. Try again later, or raise \`waitMs\`.`,
   lockWaitAborted: (keys: readonly string[]) =>
     `Waiting for lock ${keys.map((k) => `"${k}"`).join(', ')} was cancelled by its AbortSignal.`,
-  lockAcquireUnknown: (key: string) =>
-    `The connection to Redis failed while acquiring lock "${key}"; whatever was taken is being released. Try again.`,
+  lockAcquireUnknown: (key: string, cause?: unknown) =>
+    `The connection to Redis failed while acquiring lock "${key}"${cause instanceof Error ? ` (${cause.message})` : ''}; whatever was taken is being released. Try again.`,
+  lockRefusedForFailover: (keys: readonly string[], redisSays: string) =>
+    `Lock ${keys.map((k) => `"${k}"`).join(', ')} was not acquired: the Redis node it was sent to no longer serves it (${redisSays}): a failover or slot move is in progress. Nothing was taken. Try again: the next attempt goes to the current master.`,
+  lockNoAckConnection: (keys: readonly string[], cause: unknown) =>
+    `Lock ${keys.map((k) => `"${k}"`).join(', ')} was not acquired: no connection to the master that owns it could be had for its replica acknowledgement${cause instanceof Error ? ` (${cause.message})` : ''}. Nothing was taken. Try again once that master answers.`,
   lockUnreachable: (keys: readonly string[]) =>
     `Lock ${keys.map((k) => `"${k}"`).join(', ')} was not acquired: Redis could not be reached (or the connection failed before the request went out), so nothing was taken. Try again once Redis is reachable.`,
   lockLeaseExpired: (key: string, ttlMs: number) =>
@@ -98,10 +102,8 @@ export const messages = {
     `Lock "${key}" was lost: ${why}. Another holder may be running now; stop the work, and use the fencing token where a stale write must be refused.`,
   replicaAcksMissing: (key: string, acknowledged: number, needed: number, timeoutMs: number) =>
     `Lock "${key}" was taken, but only ${acknowledged} of the ${needed} replica(s) that \`replicaAcks\` asks for acknowledged it within ${timeoutMs} ms (WAIT), so it was released at once: a failover to a replica that never saw it could hand the lock to a second holder. Check that the replicas are connected and keeping up (INFO replication), lower \`replicaAcks\`, or raise \`replicaAckTimeoutMs\`.`,
-  replicaAcksUnsupported: (where: string, setup: 'redlock' | 'cluster') =>
-    setup === 'redlock'
-      ? `${where}: \`replicaAcks\` is not available with \`locks.redlock\`: Redlock's safety comes from a majority of independent masters, which should have no replicas. Leave out \`replicaAcks\`, or take these locks through a module instance without \`locks.redlock\`.`
-      : `${where}: \`replicaAcks\` is not available on Redis Cluster: WAIT must run on the connection that took the lock, which the Cluster client does not expose. Leave out \`replicaAcks\` (or set it to 0).`,
+  replicaAcksUnsupported: (where: string) =>
+    `${where}: \`replicaAcks\` is not available with \`locks.redlock\`: Redlock's safety comes from a majority of independent masters, which should have no replicas. Leave out \`replicaAcks\`, or take these locks through a module instance without \`locks.redlock\`.`,
   lockUpgrade: (key: string) =>
     `Lock "${key}" is held for reading in this call chain and cannot be upgraded to writing: take it for writing from the start.`,
   lockAtLeastForNotHere: (where: string) =>

@@ -92,7 +92,8 @@ export class RedisConnections implements OnModuleInit, OnApplicationShutdown {
       this.clusterWatch = new ClusterWatchConnections(
         () => this.transactions,
         options.transactions.watchConnections,
-        options.scripts,
+        // Lock writes whose replicas must acknowledge them run on these too.
+        { ...options.scripts, ...lockScripts },
         (redis) => this.reportErrors(redis, 'WATCH'),
         options.commandTimeoutMs,
         this.refreshSlots,
