@@ -53,6 +53,9 @@ export const messages = {
     `${label}: ${failed} of ${total} queued commands failed inside EXEC (first: ${firstError}). Redis has no rollback: the other ${total - failed} commands WERE applied. The error's \`replies\` holds every command's result or error.`,
   conflict: (label: string, attempts: number) =>
     `${label}: a watched key changed on each of ${attempts} attempt(s), so nothing was applied. Retry later, raise \`retries\`, or reduce contention on the watched keys.`,
+  conflictLostWatch: (label: string, attempts: number, why: string) =>
+    `${label}: none of ${attempts} attempt(s) was applied, and the last one failed not because a watched key changed but because its WATCH was lost: the node holding it stopped serving the slot or its connection dropped (${why}), as happens during a failover, a slot move or while a node does not answer. Retry once the slot has a master again, or raise \`retries\` and \`transactions.backoff\` to ride out failovers.`,
+  watchConnectionDropped: 'the connection holding the WATCH dropped before EXEC',
   crossSlot: (label: string, keys: readonly { key: string; slot: number }[]) =>
     `${label}: on Redis Cluster a transaction's keys must all live in one hash slot, but ${keys.map((k) => `"${k.key}" is in slot ${k.slot}`).join(', ')}. Nothing was sent. Give the keys a common hash tag, e.g. "{user:42}:balance" and "{user:42}:history": only the part inside { } decides the slot.`,
   clusterRefusedExec: (label: string, reply: string) =>
