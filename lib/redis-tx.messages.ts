@@ -66,6 +66,11 @@ export const messages = {
       : reason === 'unreachable'
         ? `${command.toUpperCase()} waited ${deadlineMs} ms (\`commandTimeoutMs\`) for a connection to Redis and was never sent.`
         : `The connection to Redis closed before it answered ${command.toUpperCase()}; whether the command was applied is unknown.`,
+  connectionDown: (who: string, node: string, error: string) =>
+    `${who} to ${node} failed: ${error}. Further failures of ${node} are not logged until a connection to it is ready again.`,
+  connectionSilent: (node: string, commandTimeoutMs: number) =>
+    `Redis node ${node} sent no reply for ${commandTimeoutMs} ms (\`commandTimeoutMs\`), so its connections were dropped and, on a Cluster, the slot map refreshed. Further failures of ${node} are not logged until a connection to it is ready again.`,
+  connectionRecovered: (who: string, node: string) => `${who} to ${node} recovered.`,
   unreachableWithin: (timeoutMs: number, lastError: string | undefined) =>
     `Redis was not reachable within ${timeoutMs} ms (\`transactions.readyTimeoutMs\`)${lastError ? `; the last connection error was: ${lastError}` : ''}`,
   connectionEnded: (lastError: string | undefined) =>

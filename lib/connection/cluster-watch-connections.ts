@@ -35,7 +35,7 @@ export class ClusterWatchConnections {
     private readonly scripts: Record<string, RedisScript>,
     private readonly onCreate: (redis: Redis) => void,
     private readonly commandTimeoutMs: number,
-    private readonly onSilent: () => void,
+    private readonly onSilent: (node: string) => void,
   ) {}
 
   /** The keys the borrower of `connection` watches; none for any other connection. */
