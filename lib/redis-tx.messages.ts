@@ -53,6 +53,9 @@ export const messages = {
     `${label}: ${failed} of ${total} queued commands failed inside EXEC (first: ${firstError}). Redis has no rollback: the other ${total - failed} commands WERE applied. The error's \`replies\` holds every command's result or error.`,
   conflict: (label: string, attempts: number) =>
     `${label}: a watched key changed on each of ${attempts} attempt(s), so nothing was applied. Retry later, raise \`retries\`, or reduce contention on the watched keys.`,
+  conflictLostWatch: (label: string, attempts: number, why: string) =>
+    `${label}: none of ${attempts} attempt(s) was applied, and the last one failed not because a watched key changed but because its WATCH was lost: the node holding it stopped serving the slot or its connection dropped (${why}), as happens during a failover, a slot move or while a node does not answer. Retry once the slot has a master again, or raise \`retries\` and \`transactions.backoff\` to ride out failovers.`,
+  watchConnectionDropped: 'the connection holding the WATCH dropped before EXEC',
   crossSlot: (label: string, keys: readonly { key: string; slot: number }[]) =>
     `${label}: on Redis Cluster a transaction's keys must all live in one hash slot, but ${keys.map((k) => `"${k.key}" is in slot ${k.slot}`).join(', ')}. Nothing was sent. Give the keys a common hash tag, e.g. "{user:42}:balance" and "{user:42}:history": only the part inside { } decides the slot.`,
   clusterRefusedExec: (label: string, reply: string) =>
@@ -63,6 +66,11 @@ export const messages = {
       : reason === 'unreachable'
         ? `${command.toUpperCase()} waited ${deadlineMs} ms (\`commandTimeoutMs\`) for a connection to Redis and was never sent.`
         : `The connection to Redis closed before it answered ${command.toUpperCase()}; whether the command was applied is unknown.`,
+  connectionDown: (who: string, node: string, error: string) =>
+    `${who} to ${node} failed: ${error}. Further failures of ${node} are not logged until a connection to it is ready again.`,
+  connectionSilent: (node: string, commandTimeoutMs: number) =>
+    `Redis node ${node} sent no reply for ${commandTimeoutMs} ms (\`commandTimeoutMs\`), so its connections were dropped and, on a Cluster, the slot map refreshed. Further failures of ${node} are not logged until a connection to it is ready again.`,
+  connectionRecovered: (who: string, node: string) => `${who} to ${node} recovered.`,
   unreachableWithin: (timeoutMs: number, lastError: string | undefined) =>
     `Redis was not reachable within ${timeoutMs} ms (\`transactions.readyTimeoutMs\`)${lastError ? `; the last connection error was: ${lastError}` : ''}`,
   connectionEnded: (lastError: string | undefined) =>
@@ -82,8 +90,12 @@ export const messages = {
     `Lock ${keys.map((k) => `"${k}"`).join(', ')} is held elsewhere${waitMs > 0 ? ` and was not released within ${waitMs} ms` : ''}. Try again later, or raise \`waitMs\`.`,
   lockWaitAborted: (keys: readonly string[]) =>
     `Waiting for lock ${keys.map((k) => `"${k}"`).join(', ')} was cancelled by its AbortSignal.`,
-  lockAcquireUnknown: (key: string) =>
-    `The connection to Redis failed while acquiring lock "${key}"; whatever was taken is being released. Try again.`,
+  lockAcquireUnknown: (key: string, cause?: unknown) =>
+    `The connection to Redis failed while acquiring lock "${key}"${cause instanceof Error ? ` (${cause.message})` : ''}; whatever was taken is being released. Try again.`,
+  lockRefusedForFailover: (keys: readonly string[], redisSays: string) =>
+    `Lock ${keys.map((k) => `"${k}"`).join(', ')} was not acquired: the Redis node it was sent to no longer serves it (${redisSays}): a failover or slot move is in progress. Nothing was taken. Try again: the next attempt goes to the current master.`,
+  lockNoAckConnection: (keys: readonly string[], cause: unknown) =>
+    `Lock ${keys.map((k) => `"${k}"`).join(', ')} was not acquired: no connection to the master that owns it could be had for its replica acknowledgement${cause instanceof Error ? ` (${cause.message})` : ''}. Nothing was taken. Try again once that master answers.`,
   lockUnreachable: (keys: readonly string[]) =>
     `Lock ${keys.map((k) => `"${k}"`).join(', ')} was not acquired: Redis could not be reached (or the connection failed before the request went out), so nothing was taken. Try again once Redis is reachable.`,
   redlockLeaseExpired: (key: string, ttlMs: number) =>
@@ -98,10 +110,8 @@ export const messages = {
     `Lock "${key}" was lost: ${why}. Another holder may be running now; stop the work, and use the fencing token where a stale write must be refused.`,
   replicaAcksMissing: (key: string, acknowledged: number, needed: number, timeoutMs: number) =>
     `Lock "${key}" was taken, but only ${acknowledged} of the ${needed} replica(s) that \`replicaAcks\` asks for acknowledged it within ${timeoutMs} ms (WAIT), so it was released at once: a failover to a replica that never saw it could hand the lock to a second holder. Check that the replicas are connected and keeping up (INFO replication), lower \`replicaAcks\`, or raise \`replicaAckTimeoutMs\`.`,
-  replicaAcksUnsupported: (where: string, setup: 'redlock' | 'cluster') =>
-    setup === 'redlock'
-      ? `${where}: \`replicaAcks\` is not available with \`locks.redlock\`: Redlock's safety comes from a majority of independent masters, which should have no replicas. Leave out \`replicaAcks\`, or take these locks through a module instance without \`locks.redlock\`.`
-      : `${where}: \`replicaAcks\` is not available on Redis Cluster: WAIT must run on the connection that took the lock, which the Cluster client does not expose. Leave out \`replicaAcks\` (or set it to 0).`,
+  replicaAcksUnsupported: (where: string) =>
+    `${where}: \`replicaAcks\` is not available with \`locks.redlock\`: Redlock's safety comes from a majority of independent masters, which should have no replicas. Leave out \`replicaAcks\`, or take these locks through a module instance without \`locks.redlock\`.`,
   lockUpgrade: (key: string) =>
     `Lock "${key}" is held for reading in this call chain and cannot be upgraded to writing: take it for writing from the start.`,
   lockAtLeastForNotHere: (where: string) =>

@@ -149,7 +149,7 @@ describe('logging', () => {
     expect(chatter(logger.lines).filter((line) => line.includes('PerRequest'))).toEqual([]);
   });
 
-  it('warns about a connection that keeps failing once per distinct message, never with the password', async () => {
+  it('warns about a connection that keeps failing once per node and outage, never with the password', async () => {
     const password = 'not-for-logs-51ab';
     const port = await freePort(); // nothing listens there
     const logger = new CapturedLogger();

@@ -22,6 +22,8 @@ const hostProcess = runInThisContext('process') as NodeJS.Process;
 
 /** Children not yet reaped, with the temp dir each one owns. */
 const live = new Map<ChildProcess, string>();
+/** Dirs of crashed servers, kept for a restart from their files (see RedisServer.crash). */
+const kept = new Set<string>();
 
 // Runs synchronously as the host exits, so a crashed run leaves no server behind.
 function killLeftovers(): void {
@@ -128,6 +130,7 @@ class RedisProcess {
     private readonly child: ChildProcess,
     readonly pid: number,
     private readonly exited: Promise<void>,
+    readonly dir: string,
   ) {}
 
   private get running(): boolean {
@@ -143,7 +146,7 @@ class RedisProcess {
       child.once('close', () => {
         live.delete(child);
         if (live.size === 0) hostProcess.off('exit', killLeftovers);
-        rmSync(dir, { recursive: true, force: true });
+        if (!kept.has(dir)) rmSync(dir, { recursive: true, force: true });
         resolve();
       }),
     );
@@ -192,7 +195,7 @@ class RedisProcess {
     } finally {
       clearTimeout(timer);
     }
-    return new RedisProcess(child, child.pid as number, exited);
+    return new RedisProcess(child, child.pid as number, exited, dir);
   }
 
   signal(signal: NodeJS.Signals): void {
@@ -222,9 +225,12 @@ export interface RedisServerOptions {
   port?: number;
 }
 
-function launchServer(port: number, extraArgs: string[]): Promise<RedisProcess> {
+function launchServer(
+  port: number,
+  extraArgs: string[],
   // A fresh dir each time, so a restart never finds the previous run's files.
-  const dir = mkdtempSync(join(tmpdir(), 'redis-tx-'));
+  dir = mkdtempSync(join(tmpdir(), 'redis-tx-')),
+): Promise<RedisProcess> {
   const args = ['--port', String(port), '--bind', HOST, '--save', '', '--appendonly', 'no'];
   return RedisProcess.launch({
     args: [...args, '--dir', dir, ...extraArgs],
@@ -276,9 +282,28 @@ export class RedisServer {
     return this.proc.kill();
   }
 
+  /**
+   * Crashes the server (SIGKILL) but keeps its files, so that
+   * restartFromFiles() brings it back as it was: a Cluster node keeps its
+   * identity and slots (nodes.conf), though not its data (nothing is saved).
+   */
+  async crash(): Promise<void> {
+    kept.add(this.proc.dir);
+    await this.proc.kill();
+  }
+
+  /** Starts a crashed server again on the same port, from the files it left. */
+  async restartFromFiles(): Promise<void> {
+    const { dir } = this.proc;
+    if (!kept.delete(dir)) throw new Error('RedisServer: restartFromFiles() follows crash()');
+    this.proc = await launchServer(this.port, this.args, dir);
+  }
+
   /** Shuts down with SIGTERM, or SIGKILL if that takes over 5 s. Idempotent. */
-  stop(): Promise<void> {
-    return this.proc.stop();
+  async stop(): Promise<void> {
+    await this.proc.stop();
+    // A crashed server never restarted: its kept files go now.
+    if (kept.delete(this.proc.dir)) rmSync(this.proc.dir, { recursive: true, force: true });
   }
 
   /** Starts an empty server again on the same port and with the same args, stopping the old one first. */

@@ -35,7 +35,7 @@ export class ClusterWatchConnections {
     private readonly scripts: Record<string, RedisScript>,
     private readonly onCreate: (redis: Redis) => void,
     private readonly commandTimeoutMs: number,
-    private readonly onSilent: () => void,
+    private readonly onSilent: (node: string) => void,
   ) {}
 
   /** The keys the borrower of `connection` watches; none for any other connection. */
@@ -68,6 +68,9 @@ export class ClusterWatchConnections {
         this.watched.set(connection, watchKeys);
         const release = (reusable: boolean) => {
           this.watched.delete(connection);
+          // Given back closed for good: its node went away (a crash, a silent
+          // node dropped), so the next borrower must not read the old slot map.
+          if (connection.redis.status === 'end') this.redirected({});
           pool.release(connection, reusable);
         };
         return { connection, slot, release };
@@ -107,6 +110,8 @@ export class ClusterWatchConnections {
     const separator = node.lastIndexOf(':');
     const redis = new Redis({
       ...cluster.options.redisOptions,
+      // A Cluster keeps its prefix in its own options: the node connections apply it, so these must too.
+      keyPrefix: cluster.options.keyPrefix,
       host: node.slice(0, separator),
       port: Number(node.slice(separator + 1)),
       // As for every connection the library sends EXEC on: never resend, never queue.

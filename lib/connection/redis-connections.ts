@@ -13,7 +13,7 @@ import { lockScripts } from '../locks/lock.scripts.js';
 import { messages } from '../redis-tx.messages.js';
 import { checkSingleSlot } from '../transactions/cluster-slot-check.js';
 import { createSharedClient } from './client.factory.js';
-import { reportConnectionErrors } from './connection-errors.js';
+import { ConnectionWarnings } from './connection-errors.js';
 import { ClusterWatchConnections, type PinnedConnection } from './cluster-watch-connections.js';
 import {
   closeClient,
@@ -32,7 +32,8 @@ import { WatchConnectionPool } from './watch-connection.pool.js';
  */
 @Injectable()
 export class RedisConnections implements OnModuleInit, OnApplicationShutdown {
-  private readonly logger = new Logger('RedisTxModule');
+  /** One for all of the module's connections: an outage of a node is reported once. */
+  private readonly warnings = new ConnectionWarnings(new Logger('RedisTxModule'));
   readonly shared: RedisClient;
   readonly watchPool: WatchConnectionPool;
   /** On Redis Cluster only: WATCH connections pinned to the master of the watched keys' slot. */
@@ -50,11 +51,12 @@ export class RedisConnections implements OnModuleInit, OnApplicationShutdown {
   private closed = false;
 
   /**
-   * A Cluster node stopped answering: ask the Cluster for a fresh slot map at
-   * once, so that the next call reaches a promoted replica rather than wait
-   * for an error from the silent node.
+   * A node stopped answering (see CommandGuard): say so once, and on a
+   * Cluster ask for a fresh slot map at once, so that the next call reaches
+   * a promoted replica rather than wait for an error from the silent node.
    */
-  private readonly refreshSlots = (): void => {
+  private readonly onSilentNode = (node: string): void => {
+    this.warnings.silent(node, this.commandTimeoutMs);
     if (this.shared instanceof Cluster) this.shared.refreshSlotsCache();
     const router = this.transactionConnection?.redis;
     if (router instanceof Cluster) router.refreshSlotsCache();
@@ -81,7 +83,7 @@ export class RedisConnections implements OnModuleInit, OnApplicationShutdown {
         scripts,
       });
       this.reportErrors(redis, 'transaction');
-      return new TxConnection(redis, options.commandTimeoutMs, this.refreshSlots);
+      return new TxConnection(redis, options.commandTimeoutMs, this.onSilentNode);
     };
     // The method's own reads run on a WATCH connection (RedisTx.client), so
     // the user's scripts must be callable there.
@@ -92,10 +94,11 @@ export class RedisConnections implements OnModuleInit, OnApplicationShutdown {
       this.clusterWatch = new ClusterWatchConnections(
         () => this.transactions,
         options.transactions.watchConnections,
-        options.scripts,
+        // Lock writes whose replicas must acknowledge them run on these too.
+        { ...options.scripts, ...lockScripts },
         (redis) => this.reportErrors(redis, 'WATCH'),
         options.commandTimeoutMs,
-        this.refreshSlots,
+        this.onSilentNode,
       );
     }
     this.commandNames = new Set([
@@ -139,7 +142,7 @@ export class RedisConnections implements OnModuleInit, OnApplicationShutdown {
           : duplicateFollowingFailovers(shared);
       this.reportErrors(subscriber, 'subscriber');
       // SUBSCRIBE waits in the offline queue while the connection is down: bound it too.
-      new CommandGuard(subscriber, this.commandTimeoutMs, this.refreshSlots);
+      new CommandGuard(subscriber, this.commandTimeoutMs, this.onSilentNode);
       this.subscriberConnection = subscriber;
     }
     return this.subscriberConnection;
@@ -224,7 +227,7 @@ export class RedisConnections implements OnModuleInit, OnApplicationShutdown {
   }
 
   private reportErrors(client: RedisClient, role: string): void {
-    reportConnectionErrors(client, this.logger, `Redis ${role} connection`);
+    this.warnings.watch(client, `Redis ${role} connection`);
   }
 }
 

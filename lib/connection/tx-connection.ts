@@ -99,15 +99,15 @@ export class TxConnection {
 
   /**
    * Settles as `reply` does; a reply lost with its connection rejects with
-   * `lost()`, any other failure with `failure(error)`.
+   * `lost(error)`, any other failure with `failure(error)`.
    */
   unlessLost<T>(
     reply: Promise<T>,
-    lost: () => Error,
+    lost: (error: unknown) => Error,
     failure: (error: unknown) => unknown = (error) => error,
   ): Promise<T> {
     return reply.catch((error: unknown) => {
-      throw isReplyLostError(error) ? lost() : failure(error);
+      throw isReplyLostError(error) ? lost(error) : failure(error);
     });
   }
 

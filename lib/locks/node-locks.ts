@@ -1,20 +1,22 @@
 import { Inject, Injectable } from '@nestjs/common';
+import { ReplyError } from 'ioredis';
+import { clusterRedirect } from '../connection/cluster-redirect.js';
 import { isCluster } from '../connection/cluster-slots.js';
 import { isConnectionLostError } from '../connection/redis-client.js';
 import { RedisConnections } from '../connection/redis-connections.js';
 import type { TxConnection } from '../connection/tx-connection.js';
 import { channels } from '../diagnostics/redis-tx.channels.js';
-import { InvalidOptionsError } from '../errors/invalid-options.error.js';
 import { LockNotAcquiredError } from '../errors/lock-not-acquired.error.js';
 import { isLockRefusal, lockRefusal } from '../errors/lock-refusal.js';
 import { RedisTxError } from '../errors/redis-tx.error.js';
 import { REDIS_TX_OPTIONS } from '../module/redis-tx.constants.js';
 import type { ResolvedRedisTxOptions } from '../module/redis-tx.options.js';
 import { messages } from '../redis-tx.messages.js';
+import { ackConnections } from './ack-connections.js';
 import type { HeldPart, ScriptMode } from './held-lock.js';
 import { lockRedisKeys, type LockRedisKeys } from './lock-keys.js';
 import { lockSlotKeys, type LockSlotKeys } from './lock-slot-keys.js';
-import type { AcquiredPart, LockStore, LockTerms, PartRequest, WokenBy } from './lock-store.js';
+import type { AcquiredPart, LockStore, PartRequest, WokenBy } from './lock-store.js';
 import { leaseEndsAt } from './lease-validity.js';
 import { newToken } from './lock-token.js';
 import { type LockScriptCommands } from './lock.scripts.js';
@@ -45,18 +47,11 @@ export class NodeLocks implements LockStore {
     this.slotKeys = lockSlotKeys(options.locks.keyPrefix, this.cluster);
     this.readyTimeoutMs = options.transactions.readyTimeoutMs;
     this.listener = new ReleaseListener(connections, this.slotKeys.sharded);
-    this.replicaAcks = new ReplicaAcks(connections.watchPool);
+    this.replicaAcks = new ReplicaAcks(ackConnections(connections));
   }
 
-  /** A Cluster client does not expose the connection that took a lock, which WAIT needs. */
-  refuseUnsupported(terms: Pick<LockTerms, 'replicaAcks'>, where: string): void {
-    if (terms.replicaAcks > 0 && this.cluster) {
-      throw new InvalidOptionsError(
-        'replicaAcks',
-        messages.replicaAcksUnsupported(where, 'cluster'),
-      );
-    }
-  }
+  /** Every term works here: on a Cluster, replicaAcks runs WAIT on a connection pinned to the lock's master. */
+  refuseUnsupported(): void {}
 
   async acquirePart(name: string, request: PartRequest): Promise<AcquiredPart> {
     const keys = lockRedisKeys(this.defaults.keyPrefix, name);
@@ -223,7 +218,7 @@ export class NodeLocks implements LockStore {
       // Anything else: the lock may be ours. Release it by token once the
       // connection is back, so that no key is stranded until its lease ends.
       releaseByToken();
-      throw new LockNotAcquiredError(messages.lockAcquireUnknown(name), options.allNames, {
+      throw new LockNotAcquiredError(messages.lockAcquireUnknown(name, error), options.allNames, {
         reason: 'outcome-unknown',
         cause: error,
       });
@@ -240,6 +235,7 @@ export class NodeLocks implements LockStore {
     allNames: readonly string[],
   ): Promise<number> {
     return this.replicaAcks.confirm(name, allNames, options, {
+      writerKey: keys.writer,
       write: (connection) =>
         this.attempt(name, keys, token, options, enqueue, this.defaults.pollMs, connection),
       holds: (fence) => fence > 0,
@@ -309,26 +305,48 @@ export class NodeLocks implements LockStore {
     const scripts = connection.redis as unknown as LockScriptCommands;
     return connection.unlessLost(
       scripts[command](...args),
-      () => failures.lost(),
-      (error) =>
-        lockRefusal(error, name, this.defaults.keyPrefix) ??
-        // Refused unsent by a connection that was going away (a failover).
-        (isConnectionLostError(error) ? failures.unsent(error) : error),
+      (error) => failures.lost(error),
+      (error) => {
+        if (refusedForFailover(error)) {
+          // A connection pinned to a master that lost the slot: the script did
+          // not run there; have the next attempt ask the refreshed slot map.
+          const redirect = clusterRedirect(error);
+          if (redirect) this.connections.clusterWatch?.redirected(redirect);
+          return failures.unsent(error);
+        }
+        return (
+          lockRefusal(error, name, this.defaults.keyPrefix) ??
+          // Refused unsent by a connection that was going away (a failover).
+          (isConnectionLostError(error) ? failures.unsent(error) : error)
+        );
+      },
     );
   }
 }
 
-/** What a lock script's connection failures become: before anything was sent, and once its reply is lost. */
+/** What a lock script's connection failures become: before anything was sent (or run), and once its reply is lost. */
 interface ScriptFailures {
   unsent(cause: unknown): Error;
-  lost(): Error;
+  lost(cause: unknown): Error;
+}
+
+/**
+ * A node's refusal because it does not serve the slot now (MOVED, ASK,
+ * TRYAGAIN, CLUSTERDOWN) or is a replica now (READONLY, MASTERDOWN): the
+ * script did not run, so nothing was taken or changed.
+ */
+function refusedForFailover(error: unknown): boolean {
+  return (
+    clusterRedirect(error) !== undefined ||
+    (error instanceof ReplyError && /^(READONLY|MASTERDOWN)\b/.test((error as Error).message))
+  );
 }
 
 /** Releases, renewals and checks of a held lock: the outcome of that command is unknown. */
 function workFailures(name: string): ScriptFailures {
   const failed = (cause?: unknown) =>
     new RedisTxError(messages.lockConnectionFailed(name), { cause });
-  return { unsent: failed, lost: () => failed() };
+  return { unsent: failed, lost: failed };
 }
 
 /**
@@ -346,15 +364,16 @@ function acquisitionFailures(
   return {
     unsent: (cause) => {
       onUnsent();
-      return new LockNotAcquiredError(messages.lockUnreachable(keys), keys, {
-        reason: 'connection',
-        cause,
-      });
+      const message = refusedForFailover(cause)
+        ? messages.lockRefusedForFailover(keys, (cause as Error).message)
+        : messages.lockUnreachable(keys);
+      return new LockNotAcquiredError(message, keys, { reason: 'connection', cause });
     },
-    lost: () => {
+    lost: (cause) => {
       onLost();
-      return new LockNotAcquiredError(messages.lockAcquireUnknown(name), keys, {
+      return new LockNotAcquiredError(messages.lockAcquireUnknown(name, cause), keys, {
         reason: 'outcome-unknown',
+        cause,
       });
     },
   };

@@ -1,8 +1,8 @@
 import type { TxConnection } from '../connection/tx-connection.js';
-import type { WatchConnectionPool } from '../connection/watch-connection.pool.js';
 import { LockNotAcquiredError } from '../errors/lock-not-acquired.error.js';
 import { RedisTxError } from '../errors/redis-tx.error.js';
 import { messages } from '../redis-tx.messages.js';
+import type { AckConnection, AckConnections } from './ack-connections.js';
 
 /** How many replicas must acknowledge a lock, and for how long to wait for them. */
 export interface ReplicaAckOptions {
@@ -12,6 +12,8 @@ export interface ReplicaAckOptions {
 
 /** One write of a lock that replicas must acknowledge, as the lock service runs it. */
 export interface AckedWrite<T> {
+  /** The lock's own Redis key: on a Cluster, its slot picks the master the write goes to. */
+  writerKey: string;
   /** The write (the acquire or extend script), sent on the connection given. */
   write: (connection: TxConnection) => Promise<T>;
   /** Whether the write holds the lock now, so that it must be acknowledged. */
@@ -26,11 +28,11 @@ export interface AckedWrite<T> {
  * WAIT counts the writes of the connection it is sent on and blocks that
  * connection until it answers; on the module's lock connection it would
  * stall every other lock for up to the timeout. So the write and its WAIT go
- * on a connection borrowed from the WATCH pool (which has the lock scripts),
- * and nothing else waits behind them.
+ * on a connection lent for them alone (see ackConnections), which has the
+ * lock scripts, and nothing else waits behind them.
  */
 export class ReplicaAcks {
-  constructor(private readonly pool: WatchConnectionPool) {}
+  constructor(private readonly lend: AckConnections) {}
 
   /**
    * Runs `step.write` on a connection of its own and, when it took the lock,
@@ -43,7 +45,7 @@ export class ReplicaAcks {
     options: ReplicaAckOptions,
     step: AckedWrite<T>,
   ): Promise<T> {
-    const connection = await this.pool.acquire();
+    const { connection, giveBack } = await this.borrow(name, keys, step.writerKey);
     try {
       const result = await step.write(connection);
       if (!step.holds(result)) return result;
@@ -69,7 +71,23 @@ export class ReplicaAcks {
       );
     } finally {
       // WAIT leaves nothing behind on the connection; a dropped one is replaced.
-      this.pool.release(connection, connection.isReady);
+      giveBack(connection.isReady);
+    }
+  }
+
+  /** A connection for the write; none to be had (no master for the slot yet, shutdown) means nothing was taken. */
+  private async borrow(
+    name: string,
+    keys: readonly string[],
+    writerKey: string,
+  ): Promise<AckConnection> {
+    try {
+      return await this.lend(writerKey, `lock "${name}"`);
+    } catch (cause) {
+      throw new LockNotAcquiredError(messages.lockNoAckConnection(keys, cause), keys, {
+        reason: 'connection',
+        cause,
+      });
     }
   }
 }

@@ -124,7 +124,7 @@ export function resolveModuleOptions(
         ),
       },
     },
-    locks: checkLocks(options.locks, options.connection),
+    locks: checkLocks(options.locks),
     scripts: checkScripts(options.scripts),
     commandTimeoutMs: integer(
       'commandTimeoutMs',
@@ -169,7 +169,7 @@ function checkConnection(connection: unknown): void {
   }
 }
 
-function checkLocks(raw: unknown, connection: unknown): ResolvedRedisTxOptions['locks'] {
+function checkLocks(raw: unknown): ResolvedRedisTxOptions['locks'] {
   const locks: LockDefaults = raw ?? {};
   if (!isRecord(locks)) fail('locks', 'an object', locks);
   refuseUnknownKeys(locks, lockKeys, 'RedisTxModule', 'locks.');
@@ -185,7 +185,7 @@ function checkLocks(raw: unknown, connection: unknown): ResolvedRedisTxOptions['
     keyPrefix,
     maxKeyLength: integer('locks.maxKeyLength', locks.maxKeyLength, d.maxKeyLength, 1),
     pollMs: integer('locks.pollMs', locks.pollMs, d.pollMs, 1),
-    replicaAcks: checkReplicaAcks(locks, connection),
+    replicaAcks: checkReplicaAcks(locks),
     replicaAckTimeoutMs: integer(
       'locks.replicaAckTimeoutMs',
       locks.replicaAckTimeoutMs,
@@ -196,25 +196,18 @@ function checkLocks(raw: unknown, connection: unknown): ResolvedRedisTxOptions['
   };
 }
 
-/** WAIT needs the lock's own connection to its master: not available by quorum (Redlock) or through a Cluster client. */
-function checkReplicaAcks(locks: LockDefaults, connection: unknown): number {
+/** WAIT needs one master holding the lock: a quorum of masters (Redlock) has none. */
+function checkReplicaAcks(locks: LockDefaults): number {
   const replicaAcks = integer(
     'locks.replicaAcks',
     locks.replicaAcks,
     defaults.locks.replicaAcks,
     0,
   );
-  if (replicaAcks === 0) return 0;
-  const setup =
-    locks.redlock !== undefined
-      ? 'redlock'
-      : connection instanceof Cluster || (isRecord(connection) && 'cluster' in connection)
-        ? 'cluster'
-        : undefined;
-  if (setup) {
+  if (replicaAcks > 0 && locks.redlock !== undefined) {
     throw new InvalidOptionsError(
       'locks.replicaAcks',
-      messages.replicaAcksUnsupported('RedisTxModule: option `locks.replicaAcks`', setup),
+      messages.replicaAcksUnsupported('RedisTxModule: option `locks.replicaAcks`'),
     );
   }
   return replicaAcks;

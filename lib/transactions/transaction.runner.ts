@@ -27,7 +27,8 @@ import { resolveWatchKeys } from './transaction-options.validator.js';
 /** How one attempt ended. `failed` means something may have been applied, so no hook of either kind runs. */
 type AttemptOutcome<T> =
   | { kind: 'committed'; context: TransactionContext; value: T; replies: unknown[] }
-  | { kind: 'conflict'; context: TransactionContext }
+  /** `lostWatch` says why, when the WATCH was lost (a failover, a dropped connection) rather than a key changed. */
+  | { kind: 'conflict'; context: TransactionContext; lostWatch?: string }
   | { kind: 'rolled-back'; context: TransactionContext; error: unknown }
   | { kind: 'failed'; context: TransactionContext; error: unknown };
 
@@ -205,7 +206,11 @@ export class TransactionRunner implements BeforeApplicationShutdown {
             durationMs: performance.now() - attemptStarted,
           }));
           if (attempt === attempts) {
-            const error = new TransactionConflictError(messages.conflict(label, attempt), attempt);
+            const message =
+              outcome.lostWatch === undefined
+                ? messages.conflict(label, attempt)
+                : messages.conflictLostWatch(label, attempt, outcome.lostWatch);
+            const error = new TransactionConflictError(message, attempt);
             await this.rollBack(context, error, attempt, started);
             throw error;
           }
@@ -277,7 +282,11 @@ export class TransactionRunner implements BeforeApplicationShutdown {
       }
       // The connection dropped under WATCH (a failover): nothing ran yet, so run again.
       else if (!isConnectionLostError(error)) throw error;
-      return { kind: 'conflict', context: this.newContext(label, connection.redis) };
+      return {
+        kind: 'conflict',
+        context: this.newContext(label, connection.redis),
+        lostWatch: reasonOf(error),
+      };
     }
   }
 
@@ -300,7 +309,7 @@ export class TransactionRunner implements BeforeApplicationShutdown {
     if (commands.length === 0) return { kind: 'committed', context, value, replies: [] };
     if (context.watch && connection.lostSince(context.watch.generation)) {
       // The connection dropped (or is dropping) after WATCH: the next one watches nothing.
-      return { kind: 'conflict', context };
+      return { kind: 'conflict', context, lostWatch: messages.watchConnectionDropped };
     }
     let reply;
     try {
@@ -351,7 +360,7 @@ export class TransactionRunner implements BeforeApplicationShutdown {
     // A read of another slot's key on the pinned connection is the method's own mistake.
     if (!redirect || (redirect.slot !== undefined && redirect.slot !== slot)) return outcome;
     this.connections.clusterWatch?.redirected(redirect);
-    return { kind: 'conflict', context: outcome.context };
+    return { kind: 'conflict', context: outcome.context, lostWatch: reasonOf(outcome.error) };
   }
 
   private newContext(
@@ -441,6 +450,11 @@ function watchLostAsConflict<T>(outcome: AttemptOutcome<T>): AttemptOutcome<T> {
     return outcome;
   }
   return watch.connection.lostSince(watch.generation)
-    ? { kind: 'conflict', context: outcome.context }
+    ? { kind: 'conflict', context: outcome.context, lostWatch: reasonOf(outcome.error) }
     : outcome;
+}
+
+/** What Redis or the connection said, for a conflict that was no changed key. */
+function reasonOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }

@@ -79,10 +79,7 @@ export class RedlockLocks implements LockStore {
       throw new InvalidOptionsError(option, messages.redlockExclusiveOnly(option, where));
     }
     if (terms.replicaAcks > 0) {
-      throw new InvalidOptionsError(
-        'replicaAcks',
-        messages.replicaAcksUnsupported(where, 'redlock'),
-      );
+      throw new InvalidOptionsError('replicaAcks', messages.replicaAcksUnsupported(where));
     }
   }
 

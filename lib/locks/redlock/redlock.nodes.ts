@@ -7,7 +7,7 @@ import {
   type OnModuleInit,
 } from '@nestjs/common';
 import { Redis, type RedisOptions } from 'ioredis';
-import { reportConnectionErrors } from '../../connection/connection-errors.js';
+import { ConnectionWarnings } from '../../connection/connection-errors.js';
 import { closeClient, duplicateClient } from '../../connection/redis-client.js';
 import { RedisTxError } from '../../errors/redis-tx.error.js';
 import { REDIS_TX_OPTIONS } from '../../module/redis-tx.constants.js';
@@ -28,7 +28,7 @@ const QUIT_GRACE_MS = 1_000;
  */
 @Injectable()
 export class RedlockNodes implements OnModuleInit, OnApplicationShutdown {
-  private readonly logger = new Logger('RedisTxModule');
+  private readonly warnings = new ConnectionWarnings(new Logger('RedisTxModule'));
   private readonly connections: readonly RedlockConnection[];
   private made: RedlockNode[] = [];
   private readonly subscribers = new Map<RedlockNode, Redis>();
@@ -50,7 +50,7 @@ export class RedlockNodes implements OnModuleInit, OnApplicationShutdown {
     this.made = this.connections.map((connection) => {
       const client = connect(connection);
       const node = new RedlockNode(client, labelOf(client));
-      reportConnectionErrors(client, this.logger, `Redlock master ${node.label}`);
+      this.warnings.watch(client, `Redlock master ${node.label}`);
       return node;
     });
   }
@@ -62,7 +62,7 @@ export class RedlockNodes implements OnModuleInit, OnApplicationShutdown {
       if (this.closed) throw new RedisTxError(messages.moduleClosed);
       // Unlike the command connection, a subscription may wait for the master to come back.
       subscriber = node.client.duplicate({ enableOfflineQueue: true, lazyConnect: false });
-      reportConnectionErrors(subscriber, this.logger, `Redlock subscriber ${node.label}`);
+      this.warnings.watch(subscriber, `Redlock subscriber ${node.label}`);
       this.subscribers.set(node, subscriber);
     }
     return subscriber;
