@@ -26,6 +26,7 @@ const documentedExports = [
   'InvalidLockKeyError',
   'RedisPermissionError',
   'ShuttingDownError',
+  'ConnectionLostError',
 ];
 
 describe('the built package entry', () => {
