@@ -7,6 +7,7 @@ import { useFaultProxy } from '../support/fault-proxy.js';
 import { createTestApp } from '../support/nest-app.js';
 import { expectNoHandlesBeyond, openHandles } from '../support/open-handles.js';
 import { useRedisServer } from '../support/redis.js';
+import { useUnhandledRejections } from '../support/unhandled-rejections.js';
 
 /** How long the library waits for one reply here: short, so that a silent server is found quickly. */
 const COMMAND_TIMEOUT_MS = 300;
@@ -26,14 +27,6 @@ class Counter {
   async peek(): Promise<number> {
     return Number(await this.redis.client.get('live:n'));
   }
-}
-
-function useUnhandledRejections(): void {
-  const unhandled: unknown[] = [];
-  const record = (reason: unknown) => unhandled.push(reason);
-  beforeAll(() => process.on('unhandledRejection', record));
-  afterAll(() => process.off('unhandledRejection', record));
-  afterEach(() => expect(unhandled.splice(0)).toEqual([]));
 }
 
 describe('every WATCH transaction settles, whichever command loses its reply', () => {

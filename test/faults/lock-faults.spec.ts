@@ -18,6 +18,7 @@ import { nextEvent } from '../support/next-event.js';
 import { useRedisServer } from '../support/redis.js';
 import { eventually, Slack } from '../support/timing.js';
 import type { RedisServer } from '../../tools/redis-server.js';
+import { useUnhandledRejections } from '../support/unhandled-rejections.js';
 
 /** Resolves with the reason `lock.signal` aborts with. */
 function lossOf(lock: Lock): Promise<unknown> {
@@ -36,15 +37,6 @@ function resources(): Record<string, number> {
     counts[kind] = (counts[kind] ?? 0) + 1;
   }
   return counts;
-}
-
-function useUnhandledRejections(): unknown[] {
-  const unhandled: unknown[] = [];
-  const record = (reason: unknown) => unhandled.push(reason);
-  beforeAll(() => process.on('unhandledRejection', record));
-  afterAll(() => process.off('unhandledRejection', record));
-  afterEach(() => expect(unhandled.splice(0)).toEqual([]));
-  return unhandled;
 }
 
 /**

@@ -15,6 +15,7 @@ import type { FaultProxy } from '../../tools/fault-proxy.js';
 import { useFaultProxy } from '../support/fault-proxy.js';
 import { createTestApp } from '../support/nest-app.js';
 import { useRedisServer } from '../support/redis.js';
+import { useUnhandledRejections } from '../support/unhandled-rejections.js';
 
 @Injectable()
 class Ledger {
@@ -48,14 +49,6 @@ class Ledger {
     }
     this.redis.multi.set('ledger:watched', String(value + 1));
   }
-}
-
-function useUnhandledRejections(): void {
-  const unhandled: unknown[] = [];
-  const record = (reason: unknown) => unhandled.push(reason);
-  beforeAll(() => process.on('unhandledRejection', record));
-  afterAll(() => process.off('unhandledRejection', record));
-  afterEach(() => expect(unhandled.splice(0)).toEqual([]));
 }
 
 /**
