@@ -1,6 +1,7 @@
 import { TransactionAbortedError } from '../errors/transaction-aborted.error.js';
 import { TransactionOutcomeUnknownError } from '../errors/transaction-outcome-unknown.error.js';
 import { ConnectionLostError } from '../errors/connection-lost.error.js';
+import { markHttpStatus } from '../errors/http-status.js';
 import { messages } from '../redis-tx.messages.js';
 import { clusterRedirect } from './cluster-redirect.js';
 import { CommandGuard } from './command-guard.js';
@@ -69,7 +70,7 @@ export class TxConnection {
 
   private async nextReadyOrFail(timeoutMs: number, label: string): Promise<void> {
     if (this.redis.status === 'end') {
-      throw new TransactionAbortedError(messages.notSent(label, 'its connection is closed'));
+      throw unsentForConnection(messages.notSent(label, 'its connection is closed'));
     }
     // Every caller waiting for the same (re)connection shares one wait.
     this.readyWait ??= this.nextReady(timeoutMs).finally(() => {
@@ -78,9 +79,7 @@ export class TxConnection {
     try {
       await this.readyWait;
     } catch (error) {
-      throw new TransactionAbortedError(messages.notSent(label, (error as Error).message), [], {
-        cause: error,
-      });
+      throw unsentForConnection(messages.notSent(label, (error as Error).message), error);
     }
   }
 
@@ -116,12 +115,20 @@ export class TxConnection {
   }
 }
 
+/**
+ * Not sent because Redis could not be reached: nothing was applied, and the
+ * request itself was fine, so over HTTP it answers 503, not 500.
+ */
+function unsentForConnection(message: string, cause?: unknown): TransactionAbortedError {
+  const error = new TransactionAbortedError(message, [], { cause });
+  markHttpStatus(error, 503);
+  return error;
+}
+
 function toExecFailure(error: unknown, label: string): Error {
   if (isUnsentError(error) || (error instanceof ConnectionLostError && !isReplyLostError(error))) {
     // Refused before a byte was written: the socket had just been ended.
-    return new TransactionAbortedError(messages.notSent(label, 'its connection was closing'), [], {
-      cause: error,
-    });
+    return unsentForConnection(messages.notSent(label, 'its connection was closing'), error);
   }
   if (error instanceof Error && error.message.startsWith('EXECABORT')) {
     const causes = (error as Error & { previousErrors?: Error[] }).previousErrors ?? [];
