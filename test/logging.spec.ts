@@ -46,9 +46,14 @@ class Work {
     await whileHeld();
   }
 
-  @Locked('renewed', { ttlMs: 300 })
+  @Locked('renewed', { ttlMs: 600 })
   async renewed() {
-    await nextEvent(channelNames.lockRenew);
+    // A machine too busy to renew in time loses the lock instead: then there is no renewal to wait for.
+    const signal = this.locks.current('renewed')!.signal;
+    await Promise.race([
+      nextEvent(channelNames.lockRenew),
+      new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true })),
+    ]);
   }
 
   @Locked('busy', { waitMs: 0, onBusy: 'skip' })

@@ -44,7 +44,7 @@ describe('every WATCH transaction settles, whichever command loses its reply', (
         connection: net.proxy.url,
         commandTimeoutMs: COMMAND_TIMEOUT_MS,
         // Two connections: two hung transactions would block every later one.
-        transactions: { watchConnections: 2, readyTimeoutMs: 1_000 },
+        transactions: { watchConnections: 2 },
       },
       providers: [Counter],
     });
@@ -91,11 +91,23 @@ describe('every WATCH transaction settles, whichever command loses its reply', (
   );
 
   it('with Redis silent on every connection, the transaction fails typed within its bounds, nothing applied', async () => {
+    // A short readyTimeoutMs, so that the retry's silent handshake ends soon.
+    const impatient = await createTestApp({
+      options: {
+        connection: net.proxy.url,
+        commandTimeoutMs: COMMAND_TIMEOUT_MS,
+        transactions: { readyTimeoutMs: 1_000 },
+      },
+      providers: [Counter],
+    });
+    await impatient.get(Counter).peek();
     net.proxy.dropReplies();
-    const error = await counter()
+    const error = await impatient
+      .get(Counter)
       .bump()
       .catch((e: unknown) => e);
     net.proxy.pass();
+    await impatient.close();
     // The WATCH on the open connection is lost (a conflict); the retry's new
     // connection never finishes its handshake (not sent, after readyTimeoutMs).
     expect(error).toBeInstanceOf(TransactionAbortedError);

@@ -27,7 +27,9 @@ describe('locks across separate Node processes (the built package)', () => {
   });
 
   it('frees the lock of a crashed holder when its lease ends', async () => {
-    const holder = startWorker('hold', bed.server.url, '500');
+    // A lease long enough that the crashed holder surely still has it when
+    // the test looks, however slowly a busy machine kills and reaps it.
+    const holder = startWorker('hold', bed.server.url, '5000');
     const [line] = (await once(holder.stdout!, 'data')) as [Buffer];
     const crashedToken = Number(/held (\d+)/.exec(line.toString())![1]);
     holder.kill('SIGKILL');
@@ -35,7 +37,7 @@ describe('locks across separate Node processes (the built package)', () => {
 
     const locks = bed.app.get(LockService);
     expect(await locks.tryAcquire('crashed')).toBeNull();
-    const lock = await locks.acquire('crashed', { waitMs: 5_000 });
+    const lock = await locks.acquire('crashed', { waitMs: 30_000 });
     expect(lock.fencingToken).toBeGreaterThan(crashedToken);
     await lock.release();
   });
