@@ -50,7 +50,7 @@ export interface TransactionRollbackEvent {
 
 export interface LockAcquireEvent {
   keys: readonly string[];
-  mode: string;
+  mode: 'write' | 'read' | 'semaphore';
   fencingTokens: readonly number[];
   /** From the first attempt to the grant. */
   waitedMs: number;
@@ -59,7 +59,7 @@ export interface LockAcquireEvent {
 }
 export interface LockWaitEvent {
   keys: readonly string[];
-  mode: string;
+  mode: 'write' | 'read' | 'semaphore';
 }
 export interface LockRenewEvent {
   keys: readonly string[];
