@@ -51,6 +51,7 @@ export class LockService implements BeforeApplicationShutdown {
   private readonly isClosing = () => this.closing;
   private readonly backend: LockBackend;
 
+  /** Created by Nest's dependency injection: inject the class, never construct it. @internal */
   constructor(
     nodeLocks: NodeLocks,
     redlock: RedlockLocks,
