@@ -1,3 +1,9 @@
+/**
+ * `nestjs-redis-tx`: the module, transactions (`@Transactional`, `RedisTx`),
+ * locks (`@Locked`, `LockService`), the diagnostics channels and the errors.
+ *
+ * @module nestjs-redis-tx
+ */
 export { RedisTxModule } from './module/redis-tx.module.js';
 export { REDIS_CLIENT } from './module/redis-tx.constants.js';
 export { InjectRedis } from './module/inject-redis.decorator.js';
@@ -36,6 +42,19 @@ export type {
 } from './locks/lock.options.js';
 
 export { channelNames } from './diagnostics/redis-tx.channels.js';
-export type * from './diagnostics/redis-tx.channels.js';
+export type {
+  LockAcquireEvent,
+  LockLossEvent,
+  LockReleaseEvent,
+  LockRenewEvent,
+  LockWaitEvent,
+  TransactionCommitEvent,
+  TransactionConflictEvent,
+  TransactionExecEvent,
+  TransactionRetryEvent,
+  TransactionRollbackEvent,
+  TransactionStartEvent,
+} from './diagnostics/redis-tx.channels.js';
+export type { RedisClient } from './connection/redis-client.js';
 
 export * from './errors/index.js';

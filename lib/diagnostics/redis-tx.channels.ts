@@ -15,60 +15,84 @@ export const channelNames = {
   lockRelease: 'nestjs-redis-tx:lock:release',
 } as const;
 
+/** `transaction:start`: an attempt begins (a `watch` transaction makes one per run of the method). */
 export interface TransactionStartEvent {
+  /** `Class.method`, or `RedisTx.run()`. */
   label: string;
+  /** Counts from 1. */
   attempt: number;
+  /** The watched keys; empty without `watch`. */
   watch: readonly string[];
 }
+/** `transaction:exec`: `EXEC` is being sent. */
 export interface TransactionExecEvent {
   label: string;
   attempt: number;
+  /** How many commands were queued. */
   commands: number;
 }
+/** `transaction:commit`: `EXEC` succeeded. */
 export interface TransactionCommitEvent {
   label: string;
   attempts: number;
   commands: number;
+  /** From the first attempt's start. */
   durationMs: number;
 }
+/** `transaction:conflict`: a watched key changed, or the `WATCH` was lost, before `EXEC`. */
 export interface TransactionConflictEvent {
   label: string;
   attempt: number;
+  /** Of this attempt. */
   durationMs: number;
 }
+/** `transaction:retry`: after a conflict, before the backoff. */
 export interface TransactionRetryEvent {
   label: string;
+  /** The attempt that conflicted. */
   attempt: number;
+  /** The backoff before the next attempt. */
   delayMs: number;
 }
+/** `transaction:rollback`: it ended with nothing applied (the method threw, or the retries ran out). */
 export interface TransactionRollbackEvent {
   label: string;
   attempts: number;
   durationMs: number;
+  /** What the caller receives. */
   error: unknown;
 }
 
+/** `lock:acquire`: a lock is granted. */
 export interface LockAcquireEvent {
+  /** The lock's names, sorted, without `locks.keyPrefix`. */
   keys: readonly string[];
-  mode: string;
+  mode: 'write' | 'read' | 'semaphore';
+  /** One per key, in the order of `keys`. */
   fencingTokens: readonly number[];
   /** From the first attempt to the grant. */
   waitedMs: number;
   /** What made the last attempt: the first try, a release message naming this waiter, or the polling fallback. */
   wokenBy: 'first-try' | 'release' | 'poll';
 }
+/** `lock:wait`: an acquisition found the lock busy and starts waiting (once per acquisition). */
 export interface LockWaitEvent {
   keys: readonly string[];
-  mode: string;
+  mode: 'write' | 'read' | 'semaphore';
 }
+/** `lock:renew`: a renewal got through while the lease was valid. */
 export interface LockRenewEvent {
   keys: readonly string[];
+  /** The renewal's round trip. */
   durationMs: number;
 }
+/** `lock:loss`: the lease is lost, and the lock's `signal` aborts with `LockLostError`. */
 export interface LockLossEvent {
   keys: readonly string[];
+  /** The `LockLostError`'s message. */
   reason: string;
 }
+/** `lock:release`: the holder let the lock go (with `lockAtLeastFor`, cut its lease to the remainder). */
 export interface LockReleaseEvent {
   keys: readonly string[];
   heldMs: number;

@@ -25,6 +25,11 @@ export interface LockBackend {
 
 export type ScriptMode = 'w' | 'r' | 's';
 
+/** How a lock is held, as `Lock.mode` and the diagnostics events name it. */
+export function modeName(mode: ScriptMode): 'write' | 'read' | 'semaphore' {
+  return mode === 's' ? 'semaphore' : mode === 'r' ? 'read' : 'write';
+}
+
 /** A renewal that failed outright is retried no sooner than this, so an error that comes back at once cannot spin. */
 const RETRY_PAUSE_SHARE = 1 / 30;
 

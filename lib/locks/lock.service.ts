@@ -6,7 +6,13 @@ import { ShuttingDownError } from '../errors/shutting-down.error.js';
 import { REDIS_TX_OPTIONS } from '../module/redis-tx.constants.js';
 import type { ResolvedRedisTxOptions } from '../module/redis-tx.options.js';
 import { messages } from '../redis-tx.messages.js';
-import { HeldLock, type HeldPart, type LockBackend, type ScriptMode } from './held-lock.js';
+import {
+  HeldLock,
+  modeName,
+  type HeldPart,
+  type LockBackend,
+  type ScriptMode,
+} from './held-lock.js';
 import { checkLockNames } from './lock-keys.js';
 import {
   checkLockOptionKeys,
@@ -45,6 +51,7 @@ export class LockService implements BeforeApplicationShutdown {
   private readonly isClosing = () => this.closing;
   private readonly backend: LockBackend;
 
+  /** Created by Nest's dependency injection: inject the class, never construct it. @internal */
   constructor(
     nodeLocks: NodeLocks,
     redlock: RedlockLocks,
@@ -373,7 +380,7 @@ export class LockService implements BeforeApplicationShutdown {
     started: number,
     wokenBy: WokenBy,
   ): HeldLock {
-    const mode = options.mode === 's' ? 'semaphore' : options.mode === 'r' ? 'read' : 'write';
+    const mode = modeName(options.mode);
     const lock = new HeldLock(
       parts,
       mode,

@@ -13,7 +13,7 @@ import { REDIS_TX_OPTIONS } from '../module/redis-tx.constants.js';
 import type { ResolvedRedisTxOptions } from '../module/redis-tx.options.js';
 import { messages } from '../redis-tx.messages.js';
 import { ackConnections } from './ack-connections.js';
-import type { HeldPart, ScriptMode } from './held-lock.js';
+import { modeName, type HeldPart, type ScriptMode } from './held-lock.js';
 import { lockRedisKeys, type LockRedisKeys } from './lock-keys.js';
 import { lockSlotKeys, type LockSlotKeys } from './lock-slot-keys.js';
 import type { AcquiredPart, LockStore, PartRequest, WokenBy } from './lock-store.js';
@@ -132,7 +132,7 @@ export class NodeLocks implements LockStore {
       // the subscription took hold was missed, so try once more first.
       if (!(await this.listen(hear, listeningBefore, name, keys, token, allNames))) continue;
       if (wokenBy === 'first-try') {
-        channels.lockWait.publish(() => ({ keys: allNames, mode: options.mode }));
+        channels.lockWait.publish(() => ({ keys: allNames, mode: modeName(options.mode) }));
       }
       const signal = options.signalForWait();
       const wake = await this.listener.wait(token, Math.min(remaining, pollMs), signal);

@@ -26,6 +26,7 @@ const DEFAULT_TIMEOUT_MS = 1_000;
  */
 @Injectable()
 export class RedisTxHealthIndicator {
+  /** Created by Nest's dependency injection: inject the class, never construct it. @internal */
   constructor(
     private readonly health: HealthIndicatorService,
     private readonly connections: RedisConnections,

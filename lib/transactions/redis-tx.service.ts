@@ -10,6 +10,7 @@ import { TransactionRunner } from './transaction.runner.js';
 /** Transactions for the current async call chain; inject it where `@Transactional` methods queue commands. */
 @Injectable()
 export class RedisTx {
+  /** Created by Nest's dependency injection: inject the class, never construct it. @internal */
   constructor(
     private readonly runner: TransactionRunner,
     private readonly connections: RedisConnections,

@@ -15,7 +15,7 @@ interface WriteOutcome {
 }
 
 /**
- * The README's fencing recipe (the sample app's fencing.scripts.ts) guards a
+ * The fencing recipe of docs/locks.md (the sample app's fencing.scripts.ts) guards a
  * read-modify-write, not only a write: a holder frozen between its read and
  * its write is refused once the next holder has read, whichever of the two
  * writes first. Each holder appends its token to a list it read, so a lost
@@ -29,9 +29,9 @@ describe('a fenced read-modify-write when the holder freezes between its read an
     await Promise.all(workers.splice(0).map((worker) => worker.kill()));
   });
 
-  it('keeps the README snippet and the sample app on the same scripts', () => {
-    const readme = readFileSync(new URL('../../README.md', `file://${__filename}`), 'utf8');
-    for (const { lua } of Object.values(fencingScripts)) expect(readme).toContain(lua);
+  it('keeps the locks guide and the sample app on the same scripts', () => {
+    const guide = readFileSync(new URL('../../docs/locks.md', `file://${__filename}`), 'utf8');
+    for (const { lua } of Object.values(fencingScripts)) expect(guide).toContain(lua);
   });
 
   it.each([

@@ -15,7 +15,7 @@ export function fencedResourceKeys(name: string): [string, string, string, strin
 
 /**
  * A resource kept in Redis that accepts a write only with a fencing token
- * higher than the last one it accepted, as the README recommends: the check
+ * higher than the last one it accepted, as the locks guide recommends: the check
  * that turns a paused holder's late write into a refused one.
  */
 export class FencedResource {

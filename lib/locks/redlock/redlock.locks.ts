@@ -108,7 +108,7 @@ export class RedlockLocks implements LockStore {
         }
         if (!announced) {
           announced = true;
-          channels.lockWait.publish(() => ({ keys: request.allNames, mode: 'w' }));
+          channels.lockWait.publish(() => ({ keys: request.allNames, mode: 'write' }));
         }
         const signal = request.signalForWait();
         const wake = outcome.splitVote
