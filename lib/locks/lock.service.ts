@@ -135,6 +135,15 @@ export class LockService implements BeforeApplicationShutdown {
   }
 
   /**
+   * The locks this service holds now on `key`, whichever call chain took
+   * them. For `nestjs-redis-tx/testing` (`expireLock(locks, key)`).
+   * @internal
+   */
+  heldOn(key: string): HeldLock[] {
+    return [...this.held].filter((lock) => lock.keys.includes(key));
+  }
+
+  /**
    * Throws LockLostError when a lock held by the current async call chain is
    * lost, or past the end of its lease on this process's clock. Synchronous,
    * and a clock read per lock: meant for right before a write that must not
