@@ -150,6 +150,26 @@ export const messages = {
   redlockNoMajority: (key: string, what: string, answered: number, needed: number, total: number) =>
     `Lock "${key}": only ${answered} of ${total} Redlock masters answered ${what}, and ${needed} are needed. The error's cause lists each master's failure.`,
   redlockNodeCauses: (key: string) => `Redlock masters that failed lock "${key}"`,
+
+  inMemoryReplicaAcks: (where: string) =>
+    `${where}: \`replicaAcks\` is not available with the in-memory lock store: it has no replicas. Leave out \`replicaAcks\` in unit tests, or test it against Redis (RedisTxTestingModule with \`lockStore: 'redis'\`).`,
+  redisServerNotFound: (command: string) =>
+    `RedisTxTestingModule: could not start \`${command}\`: it was not found. Install Redis so that \`redis-server\` is on the PATH (e.g. \`apt-get install redis-server\`, \`brew install redis\`), point \`server.command\` at it, give the URL of a Redis to use with \`redis\`, or use \`lockStore: 'in-memory'\` with \`redis: false\` for tests without Redis.`,
+  redisServerNotReady: (command: string, why: string, output: string) =>
+    `RedisTxTestingModule: \`${command}\` ${why}.${output ? `\nIts last output:\n${output}` : ''}`,
+  testingDbInvalid: (db: unknown) =>
+    `RedisTxTestingModule: option \`db\` must be an integer from 0 to 15 (the Redis database the tests of one file use); got ${describe(db)}.`,
+  testingNoRedis: (what: string) =>
+    `${what} needs Redis, and this RedisTxTestingModule runs without it (\`redis: false\`): only locks work, in memory. Give it a Redis for transactions: leave out \`redis\` (a throwaway redis-server is started) or pass a URL.`,
+  testingNeedsLockStore: (redis: unknown) =>
+    `RedisTxTestingModule: \`redis: ${describe(redis)}\` leaves no Redis for locks; set \`lockStore: 'in-memory'\` too, or give a Redis.`,
+  lockExpiredByTest: 'its lease was ended on purpose by expireLock()',
+  expireLockForeign:
+    'expireLock(): that lock was not acquired through LockService (or @Locked); pass the lock that LockService.acquire(), tryAcquire() or using() gave you.',
+  lockNotHeldDuring: (key: string, seen: readonly string[]) =>
+    `Expected lock "${key}" to be held while the code ran, but it was not acquired then${seen.length > 0 ? `; locks acquired meanwhile: ${seen.map((k) => `"${k}"`).join(', ')}` : ' (no lock was acquired at all)'}.`,
+  lockNotHeldNow: (key: string) =>
+    `Expected lock "${key}" to be held by this process now, but it is not: it was never acquired, or was already released or lost.`,
 } as const;
 
 function describe(value: unknown): string {

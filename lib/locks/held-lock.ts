@@ -178,6 +178,20 @@ export class HeldLock implements Lock {
     return kept;
   }
 
+  /**
+   * Ends the lease now, as if it had run out (for tests: `expireLock` of
+   * `nestjs-redis-tx/testing`): `signal` aborts with LockLostError, and the
+   * store lets go of the lock by token, so another caller can take it at once.
+   * Holds stay counted: the holder's own release still ends them (and returns false).
+   */
+  async expireNow(): Promise<void> {
+    if (this.released || this.lost) return;
+    this.lose(messages.lockLost(this.keys.join(', '), messages.lockExpiredByTest));
+    await Promise.all(
+      this.parts.map((p) => this.backend.release(p, this.scriptMode).catch(() => false)),
+    );
+  }
+
   async extend(ttlMs = this.ttlMs): Promise<boolean> {
     // A lease of 0 or less would make Redis delete the key: refuse before any I/O.
     checkLockOptions({ ttlMs }, 'Lock.extend()');

@@ -2,6 +2,13 @@ import type { HeldLock, HeldPart, ScriptMode } from './held-lock.js';
 
 export type WokenBy = 'first-try' | 'release' | 'poll';
 
+/**
+ * DI token of the store LockService takes its locks from. RedisTxModule
+ * provides the module's Redis or the Redlock quorum; `nestjs-redis-tx/testing`
+ * can put an in-memory store in its place.
+ */
+export const LOCK_STORE = 'nestjs-redis-tx:lock-store';
+
 /** The terms of one acquisition, once the defaults are filled in. */
 export interface LockTerms {
   mode: ScriptMode;

@@ -19,12 +19,17 @@ import {
   checkLockOptions,
   refuseLockAtLeastFor,
 } from './lock-options.validator.js';
-import type { AcquiredPart, LockStore, LockTerms, PartRequest, WokenBy } from './lock-store.js';
+import {
+  LOCK_STORE,
+  type AcquiredPart,
+  type LockStore,
+  type LockTerms,
+  type PartRequest,
+  type WokenBy,
+} from './lock-store.js';
 import type { Lock } from './lock.js';
 import type { LockedOptions, LockOptions, LockUsingOptions } from './lock.options.js';
-import { NodeLocks } from './node-locks.js';
 import { ReentrantLock } from './reentrant-lock.js';
-import { RedlockLocks } from './redlock/redlock.locks.js';
 import { settleWithin } from './settle-within.js';
 
 type Resolved = LockTerms & { signal?: AbortSignal };
@@ -53,14 +58,12 @@ export class LockService implements BeforeApplicationShutdown {
 
   /** Created by Nest's dependency injection: inject the class, never construct it. @internal */
   constructor(
-    nodeLocks: NodeLocks,
-    redlock: RedlockLocks,
+    @Inject(LOCK_STORE) store: LockStore,
     @Inject(REDIS_TX_OPTIONS) options: ResolvedRedisTxOptions,
   ) {
     this.defaults = options.locks;
     this.readyTimeoutMs = options.transactions.readyTimeoutMs;
     this.shutdownTimeoutMs = options.shutdownTimeoutMs;
-    const store: LockStore = redlock.enabled ? redlock : nodeLocks;
     this.store = store;
     this.backend = {
       extend: (part, mode, ttlMs) => store.extend(part, mode, ttlMs),
@@ -136,6 +139,15 @@ export class LockService implements BeforeApplicationShutdown {
     const locks = [...held.entries()];
     const match = key === undefined ? locks.at(-1) : locks.findLast(([id]) => id.slice(2) === key);
     return match?.[1];
+  }
+
+  /**
+   * The locks this service holds now on `key`, whichever call chain took
+   * them. For `nestjs-redis-tx/testing` (`expireLock(locks, key)`).
+   * @internal
+   */
+  heldOn(key: string): HeldLock[] {
+    return [...this.held].filter((lock) => lock.keys.includes(key));
   }
 
   /**

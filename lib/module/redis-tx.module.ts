@@ -6,6 +6,7 @@ import { InvalidOptionsError } from '../errors/invalid-options.error.js';
 import { RetryAfterInterceptor } from '../http/retry-after.interceptor.js';
 import { optionKeys, refuseUnknownKeys } from '../options/known-keys.js';
 import { messages } from '../redis-tx.messages.js';
+import { LOCK_STORE } from '../locks/lock-store.js';
 import { LockService } from '../locks/lock.service.js';
 import { NodeLocks } from '../locks/node-locks.js';
 import { RedlockLocks } from '../locks/redlock/redlock.locks.js';
@@ -79,6 +80,13 @@ export class RedisTxModule {
         RedlockNodes,
         RedlockLocks,
         NodeLocks,
+        // A Redlock quorum when `locks.redlock` is set, the module's own Redis otherwise.
+        {
+          provide: LOCK_STORE,
+          useFactory: (redlock: RedlockLocks, node: NodeLocks) =>
+            redlock.enabled ? redlock : node,
+          inject: [RedlockLocks, NodeLocks],
+        },
         LockService,
         RedisTxExplorer,
         // Retry-After on HTTP answers to refusals with a known end, with no setup by the app.
