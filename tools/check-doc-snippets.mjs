@@ -30,6 +30,7 @@ const out = join(root, '.tmp', 'doc-snippets');
 const entryPoints = {
   'nestjs-redis-tx': 'lib/index.ts',
   'nestjs-redis-tx/terminus': 'lib/terminus/index.ts',
+  'nestjs-redis-tx/testing': 'lib/testing/index.ts',
 };
 
 // The names that `snippet=members` blocks use without importing them.
@@ -135,7 +136,8 @@ writeFileSync(
         module: 'NodeNext',
         moduleResolution: 'NodeNext',
         lib: ['ES2023'],
-        types: ['node'],
+        // Guides on testing show Jest specs.
+        types: ['node', 'jest'],
         strict: true,
         experimentalDecorators: true,
         emitDecoratorMetadata: true,

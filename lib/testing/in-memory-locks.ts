@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { channels } from '../diagnostics/redis-tx.channels.js';
 import { InvalidOptionsError } from '../errors/invalid-options.error.js';
 import { LockNotAcquiredError } from '../errors/lock-not-acquired.error.js';
-import type { HeldPart, ScriptMode } from '../locks/held-lock.js';
+import { modeName, type HeldPart, type ScriptMode } from '../locks/held-lock.js';
 import { leaseEndsAt } from '../locks/lease-validity.js';
 import { lockRedisKeys } from '../locks/lock-keys.js';
 import type {
@@ -68,7 +68,7 @@ export class InMemoryLocks implements LockStore {
           });
         }
         if (wokenBy === 'first-try') {
-          channels.lockWait.publish(() => ({ keys: allNames, mode: request.mode }));
+          channels.lockWait.publish(() => ({ keys: allNames, mode: modeName(request.mode) }));
         }
         const signal = request.signalForWait();
         const wake = await this.table.wait(token, Math.min(remaining, this.pollMs), signal);

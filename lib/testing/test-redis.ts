@@ -18,7 +18,10 @@ export class TestRedis implements OnApplicationShutdown {
     readonly server: ThrowawayRedis | undefined,
   ) {}
 
-  /** Starts the throwaway server, or empties the given database, as `target` says. */
+  /**
+   * Starts the throwaway server, or empties the given database, as `target` says.
+   * @internal
+   */
   static async prepare(target: TestRedisTarget): Promise<TestRedis> {
     switch (target.kind) {
       case 'none':
