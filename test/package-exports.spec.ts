@@ -30,20 +30,22 @@ const documentedExports = [
 ];
 
 describe('the built package entry', () => {
-  it('exports every documented name to an ESM importer', () => {
-    // The package imports itself by name through its `exports` map, as an app would.
-    const script = `
-      const m = await import('nestjs-redis-tx');
+  // The package loads itself by name through its `exports` map, as an app would.
+  it.each([
+    [
+      'an ES module importer',
+      ['--input-type=module'],
+      `const m = await import('nestjs-redis-tx');`,
+    ],
+    ['a CommonJS require()', ['--input-type=commonjs'], `const m = require('nestjs-redis-tx');`],
+  ])('exports every documented name to %s', (_label, flags, load) => {
+    const script = `${load}
       console.log(JSON.stringify(Object.keys(m).sort()));
       const errors = Object.values(m).filter((v) => typeof v === 'function' && v.prototype instanceof m.RedisTxError);
       console.log(errors.length);`;
-    const [names, errorCount] = execFileSync(
-      process.execPath,
-      ['--input-type=module', '-e', script],
-      {
-        encoding: 'utf8',
-      },
-    )
+    const [names, errorCount] = execFileSync(process.execPath, [...flags, '-e', script], {
+      encoding: 'utf8',
+    })
       .trim()
       .split('\n');
     expect(JSON.parse(names!)).toEqual([...documentedExports].sort());

@@ -1,5 +1,6 @@
 import { UnboundInstanceError } from '../errors/unbound-instance.error.js';
 import { messages } from '../redis-tx.messages.js';
+import { processGlobal } from '../shared/process-global.js';
 import type { LockService } from '../locks/lock.service.js';
 import type { TransactionRunner } from '../transactions/transaction.runner.js';
 
@@ -18,14 +19,13 @@ interface BindingRegistry {
 
 // Decorators run when a class is defined, before any module exists, so they
 // can only reach the module through this registry. Keyed per object (so two
-// applications in one process never share one) and by Symbol.for (so two
-// copies of this package in one process still agree).
-const registryKey = Symbol.for('nestjs-redis-tx.bindings');
-const globalSlot = globalThis as typeof globalThis & { [registryKey]?: BindingRegistry };
-const registry: BindingRegistry = (globalSlot[registryKey] ??= {
+// applications in one process never share one) and one per process (so a
+// class decorated through one build of this package is bound by a module
+// from the other: the decorators then call that module's runtime).
+const registry = processGlobal<BindingRegistry>('bindings.v1', () => ({
   decorated: new WeakSet(),
   runtimes: new WeakMap(),
-});
+}));
 
 export function markDecorated(prototype: object): void {
   registry.decorated.add(prototype);

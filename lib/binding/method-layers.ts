@@ -16,7 +16,9 @@ export interface MethodLayer {
 }
 
 type Method = (this: unknown, ...args: unknown[]) => unknown;
-const layersKey = Symbol.for('nestjs-redis-tx.method-layers');
+// Registered, so that decorators from both builds of the package stack on one
+// wrapper (see shared/process-global.ts for the version suffix).
+const layersKey = Symbol.for('nestjs-redis-tx.method-layers.v1');
 type LayeredMethod = Method & { [layersKey]?: MethodLayer[] };
 
 /**

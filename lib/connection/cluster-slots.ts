@@ -28,6 +28,8 @@ export function tagForSlot(slot: number): string {
   return tag;
 }
 
+// A memo of a pure function: a second copy of the package (the other build)
+// computes the same tags into its own.
 const tags = new Map<number, string>();
 let nextCandidate = 0;
 

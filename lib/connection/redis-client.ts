@@ -1,5 +1,6 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { ConnectionLostError } from '../errors/connection-lost.error.js';
+import { processGlobal } from '../shared/process-global.js';
 
 /** The shared client: a single node (direct or through Sentinel) or a Cluster. */
 export type RedisClient = Redis | Cluster;
@@ -33,8 +34,16 @@ export function withSentinelDefaults<T extends RedisOptions>(options: T): T {
   };
 }
 
-/** Clients whose Sentinel options went through withSentinelDefaults here, so their `failoverDetector` is a decision. */
-const sentinelOptionsSettled = new WeakSet<Redis>();
+/**
+ * Clients whose Sentinel options went through withSentinelDefaults here, so
+ * their `failoverDetector` is a decision. One per process, so that a client
+ * made by a module of one build of the package and handed to a module of the
+ * other keeps its settled options.
+ */
+const sentinelOptionsSettled = processGlobal(
+  'sentinel-options-settled.v1',
+  () => new WeakSet<Redis>(),
+);
 
 /** A client made by the module from `options`: a later duplicate keeps its `failoverDetector` as it is. */
 export function markSentinelDefaultsApplied(client: Redis): void {

@@ -100,6 +100,11 @@ export interface LockReleaseEvent {
   released: boolean;
 }
 
+/**
+ * Node keeps one channel per name in a process, so both builds of the
+ * package (ES module and CommonJS) publish on the same channels, and a
+ * subscriber sees every event whichever build raised it.
+ */
 class TypedChannel<Message extends object> {
   private readonly channel: Channel;
   constructor(name: string) {

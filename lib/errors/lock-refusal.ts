@@ -2,8 +2,11 @@ import { ReplyError } from 'ioredis';
 import { RedisPermissionError } from './redis-permission.error.js';
 import { RedisTxError } from './redis-tx.error.js';
 import { messages } from '../redis-tx.messages.js';
+import { processGlobal } from '../shared/process-global.js';
 
-const refusals = new WeakSet<Error>();
+// One per process: an error made by one build of the package is still
+// recognised by the other (see shared/process-global.ts).
+const refusals = processGlobal('lock-refusals.v1', () => new WeakSet<Error>());
 /** NOPERM on the script's own keys, or the ACL refusing a command or key the script calls. */
 const deniedByAcl = /^NOPERM|The user executing the script can't/;
 

@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 
 const tokenBytes = 16;
 const tokensPerBatch = 256;
+// A cache of random bytes: each copy of the package (ES module and CommonJS
+// builds in one process) keeps its own, and no token is ever drawn twice.
 let batch = Buffer.alloc(0);
 let offset = 0;
 

@@ -4,6 +4,9 @@ import { NoActiveTransactionError } from '../errors/no-active-transaction.error.
 import { QueuedCommandAwaitedError } from '../errors/queued-command-awaited.error.js';
 import { messages } from '../redis-tx.messages.js';
 
+// Private to this copy of the package, and need be no more: a chain, its
+// recording prototype and its queue are all made by the module that owns
+// the transaction, so code of the other build never reads this key.
 const queueOf = Symbol('nestjs-redis-tx.queue');
 
 interface Chain {

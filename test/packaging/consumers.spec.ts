@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { useRedisServer } from '../support/redis.js';
 import { consumerSource, consumerTsconfig } from './consumer-app.js';
+import { dualLoadSource, esmSpecSource } from './dual-load-app.js';
 import {
   declaredDependencies,
   installTarball,
@@ -38,7 +39,13 @@ async function createConsumer(dir: string, type: 'module' | 'commonjs', tarball:
   );
   writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify(consumerTsconfig));
   writeFileSync(join(dir, 'src', 'main.ts'), consumerSource);
-  await installTarball(dir, tarball, [...declaredDependencies(), '@types/node']);
+  const linked = [...declaredDependencies(), '@types/node'];
+  if (type === 'module') {
+    // NestJS 12 apps are ES modules: this one also tests itself, compiled in the same tsc run.
+    writeFileSync(join(dir, 'src', 'app.spec.ts'), esmSpecSource);
+    linked.push('@nestjs/testing', '@nestjs/platform-express');
+  }
+  await installTarball(dir, tarball, linked);
 }
 
 describe('an application that installs the packed library', () => {
@@ -71,7 +78,7 @@ describe('an application that installs the packed library', () => {
     ['ES module', 'module', /\bimport\b.*\bfrom ['"]nestjs-redis-tx['"]/],
     ['CommonJS', 'commonjs', /\brequire\(['"]nestjs-redis-tx['"]\)/],
   ] as const)(
-    'as %s: compiles against its types, boots Nest, locks, runs transactions and exits by itself',
+    'as %s: compiles against its types, boots Nest, locks, runs transactions and exits by itself; as ES module, passes its own spec',
     async (_label, type, loadsThePackage) => {
       const dir = join(workDir, type);
       await createConsumer(dir, type, tarball);
@@ -106,6 +113,66 @@ describe('an application that installs the packed library', () => {
       expect((await observer.keys('*')).sort()).toEqual(
         [`${type}:tx`, `${type}:visits:home`, 'lock:fence'].sort(),
       );
+      if (type === 'module') await runsItsSpec(dir);
     },
   );
+
+  /**
+   * The ES module app's spec (dual-load-app.ts) under Node's own test runner,
+   * which needs no transform and no configuration: it boots RedisTxModule
+   * in a testing module and serves HTTP from it.
+   */
+  async function runsItsSpec(dir: string): Promise<void> {
+    const run = await runProcess(process.execPath, ['--test', 'dist/app.spec.js'], {
+      cwd: dir,
+      timeoutMs: 60_000,
+      env: { ...process.env, NODE_OPTIONS: '', REDIS_URL: bed.server.url },
+    });
+    expect({ code: run.code, stderr: strayStderr(run.stderr) }).toEqual({ code: 0, stderr: [] });
+    expect(run.stdout).toMatch(/^# pass 2$/m);
+    expect(run.stdout).toMatch(/^# fail 0$/m);
+    expect(await observer.get('esm:visits')).toBe('3');
+  }
+
+  it('loads both builds in one process, require() and import(), with nothing split between them', async () => {
+    const dir = join(workDir, 'dual');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'dual', private: true }));
+    writeFileSync(join(dir, 'dual.cjs'), dualLoadSource);
+    await installTarball(dir, tarball, declaredDependencies());
+
+    const run = await runProcess(process.execPath, ['dual.cjs', bed.server.url], {
+      cwd: dir,
+      timeoutMs: 30_000,
+      env: { ...process.env, NODE_OPTIONS: '' },
+    });
+    expect({ code: run.code, stderr: strayStderr(run.stderr) }).toEqual({ code: 0, stderr: [] });
+    const line = run.stdout.split('\n').find((text) => text.startsWith('dual '));
+    const report = JSON.parse(line!.slice('dual '.length)) as { errorClasses: number };
+    expect(report).toEqual({
+      twoCopies: true,
+      required: 'dist/cjs/index.js',
+      // The ES module build's decorators ran in the CommonJS module's transaction,
+      // and the CommonJS build's @Transactional joined it: one EXEC of both commands.
+      active: true,
+      commits: [2, 2],
+      // Its @Locked met a lock taken through the CommonJS LockService, and the
+      // refusal is an instance of either build's class.
+      refused: {
+        reason: 'busy',
+        esmClass: true,
+        cjsClass: true,
+        esmBase: true,
+        otherEsmClass: false,
+      },
+      errorClasses: report.errorClasses,
+      matches: expect.any(Number),
+      mismatches: [],
+      plainError: false,
+      lookalike: false,
+    });
+    expect(report.errorClasses).toBeGreaterThan(10);
+    expect(await observer.lrange('dual:ledger', 0, -1)).toEqual(['first', 'third']);
+    expect(await observer.get('dual:count')).toBe('2');
+  });
 });

@@ -124,3 +124,105 @@ main().catch((error: unknown) => {
   process.exitCode = 1;
 });
 `;
+
+/**
+ * A spec as `nest new` lays one out, run by the project's Jest through
+ * ts-jest in CommonJS with the generated configuration and nothing added.
+ * It imports the package by name, which has to resolve to the CommonJS
+ * build: Jest's own require() cannot load an ES module.
+ */
+export const nest11SpecSource = `
+import { Injectable } from '@nestjs/common';
+import { Test, TestingModule } from '@nestjs/testing';
+import {
+  LockNotAcquiredError,
+  LockService,
+  RedisTx,
+  RedisTxError,
+  RedisTxModule,
+  Transactional,
+} from 'nestjs-redis-tx';
+import type { RedisTxHealthOptions } from 'nestjs-redis-tx/terminus';
+
+@Injectable()
+class Wallet {
+  constructor(private readonly redis: RedisTx) {}
+
+  @Transactional({ watch: (id: string) => [\`jest:wallet:\${id}\`] })
+  async topUp(id: string, amount: number): Promise<number> {
+    const balance = Number(await this.redis.client.get(\`jest:wallet:\${id}\`));
+    this.redis.multi.set(\`jest:wallet:\${id}\`, String(balance + amount));
+    return balance + amount;
+  }
+}
+
+describe('RedisTxModule', () => {
+  let moduleRef: TestingModule;
+
+  beforeAll(async () => {
+    moduleRef = await Test.createTestingModule({
+      imports: [RedisTxModule.forRoot({ connection: process.env.REDIS_URL! })],
+      providers: [Wallet],
+    }).compile();
+    await moduleRef.init();
+  });
+
+  afterAll(() => moduleRef.close());
+
+  it('is the CommonJS build, with types for its subpaths too', () => {
+    expect(require.resolve('nestjs-redis-tx')).toMatch(/dist[\\\\/]cjs[\\\\/]index\\.js$/);
+    const health: RedisTxHealthOptions = { timeoutMs: 500 };
+    expect(health.timeoutMs).toBe(500);
+  });
+
+  it('runs WATCH transactions and refuses a busy lock', async () => {
+    const wallet = moduleRef.get(Wallet);
+    expect(await wallet.topUp('a', 5)).toBe(5);
+    expect(await wallet.topUp('a', 2)).toBe(7);
+    const locks = moduleRef.get(LockService);
+    const lock = await locks.acquire('jest:lock', { ttlMs: 5_000 });
+    const refused = await locks.acquire('jest:lock', { waitMs: 0 }).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(LockNotAcquiredError);
+    expect(refused).toBeInstanceOf(RedisTxError);
+    expect(await lock.release()).toBe(true);
+  });
+});
+`;
+
+/** What \`nest new\` writes for Jest, in package.json. */
+export const nest11JestConfig = {
+  moduleFileExtensions: ['js', 'json', 'ts'],
+  rootDir: 'src',
+  testRegex: '.*\\.spec\\.ts$',
+  transform: { '^.+\\.(t|j)s$': 'ts-jest' },
+  collectCoverageFrom: ['**/*.(t|j)s'],
+  coverageDirectory: '../coverage',
+  testEnvironment: 'node',
+};
+
+/** A tsconfig.json in the shape \`nest new\` gives a CommonJS project. */
+export const nest11Tsconfig = {
+  compilerOptions: {
+    module: 'commonjs',
+    declaration: true,
+    removeComments: true,
+    emitDecoratorMetadata: true,
+    experimentalDecorators: true,
+    allowSyntheticDefaultImports: true,
+    target: 'ES2023',
+    sourceMap: true,
+    outDir: './dist',
+    skipLibCheck: true,
+    strictNullChecks: true,
+    forceConsistentCasingInFileNames: true,
+    noImplicitAny: false,
+    strictBindCallApply: false,
+    noFallthroughCasesInSwitch: false,
+  },
+};
+
+/** And the tsconfig.build.json beside it, which `nest build` compiles: the specs left out. */
+export const nest11BuildTsconfig = {
+  extends: './tsconfig.json',
+  exclude: ['node_modules', 'test', 'dist', '**/*spec.ts'],
+};

@@ -3,12 +3,15 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { Redis } from 'ioredis';
 import { useRedisServer } from '../support/redis.js';
-import { consumerTsconfig } from './consumer-app.js';
-import { nest11Source } from './nest11-app.js';
-import { packTarball, readManifest, repoRoot } from './packed-package.js';
-import { runOrThrow } from './run-process.js';
-
-const tsc = join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc');
+import {
+  nest11BuildTsconfig,
+  nest11JestConfig,
+  nest11Source,
+  nest11SpecSource,
+  nest11Tsconfig,
+} from './nest11-app.js';
+import { packTarball, readManifest } from './packed-package.js';
+import { runOrThrow, runProcess } from './run-process.js';
 
 /** The lowest release of the first range in a `^a || ^b` peer range. */
 function lowestOf(range: string): string {
@@ -24,8 +27,9 @@ function installedVersion(appDir: string, name: string): string {
  * NestJS 11 is in the peer range but is not what this repository develops
  * on, so this installs it from the registry into a temp app, beside the
  * packed library and the lowest ioredis the peer range allows, and runs an
- * HTTP app on it. NestJS 11 is CommonJS: the app requires our ES module,
- * which imports NestJS 11 through Node's CommonJS interop.
+ * HTTP app on it. The app is a CommonJS project as `nest new` makes it, and
+ * is tested as `nest new` sets up: Jest with ts-jest, nothing configured
+ * for this package. Both load the package's CommonJS build.
  */
 describe('the packed library on NestJS 11 and the lowest ioredis of its peer range', () => {
   const bed = useRedisServer();
@@ -41,7 +45,7 @@ describe('the packed library on NestJS 11 and the lowest ioredis of its peer ran
     if (workDir) rmSync(workDir, { recursive: true, force: true });
   });
 
-  it('transfers under WATCH and answers 409 for a busy @Locked handler, across two instances', async () => {
+  it('transfers under WATCH and answers 409 for a busy @Locked handler, across two instances; its Jest spec passes', async () => {
     const manifest = readManifest();
     const tarball = await packTarball(workDir);
     const appDir = join(workDir, 'app');
@@ -54,15 +58,31 @@ describe('the packed library on NestJS 11 and the lowest ioredis of its peer ran
       'reflect-metadata': '^0.2.0',
       rxjs: '^7.1.0',
       ioredis,
-      '@types/node': '^20.19.0',
       [manifest.name]: `file:../${basename(tarball)}`,
+    };
+    // What `nest new` puts beside Nest 11 for building and testing.
+    const devDependencies = {
+      '@nestjs/testing': '^11.0.0',
+      '@types/jest': '^30.0.0',
+      '@types/node': '^20.19.0',
+      jest: '^30.0.0',
+      'ts-jest': '^29.2.5',
+      typescript: '^5.7.3',
     };
     writeFileSync(
       join(appDir, 'package.json'),
-      JSON.stringify({ name: 'nest11-app', private: true, type: 'commonjs', dependencies }),
+      JSON.stringify({
+        name: 'nest11-app',
+        private: true,
+        dependencies,
+        devDependencies,
+        jest: nest11JestConfig,
+      }),
     );
-    writeFileSync(join(appDir, 'tsconfig.json'), JSON.stringify(consumerTsconfig));
+    writeFileSync(join(appDir, 'tsconfig.json'), JSON.stringify(nest11Tsconfig));
+    writeFileSync(join(appDir, 'tsconfig.build.json'), JSON.stringify(nest11BuildTsconfig));
     writeFileSync(join(appDir, 'src', 'main.ts'), nest11Source);
+    writeFileSync(join(appDir, 'src', 'redis-tx.spec.ts'), nest11SpecSource);
 
     // --prefix pins the install to the temp app even under `npm test`, whose
     // environment describes this repository. No --legacy-peer-deps: npm must
@@ -70,16 +90,41 @@ describe('the packed library on NestJS 11 and the lowest ioredis of its peer ran
     await runOrThrow(
       'npm',
       ['install', '--prefix', appDir, '--no-audit', '--no-fund', '--prefer-offline'],
-      { cwd: appDir, timeoutMs: 150_000 },
+      { cwd: appDir, timeoutMs: 300_000 },
     );
     expect(installedVersion(appDir, '@nestjs/core')).toMatch(/^11\./);
     expect(installedVersion(appDir, '@nestjs/common')).toMatch(/^11\./);
     expect(installedVersion(appDir, 'ioredis')).toBe(ioredis);
 
-    // Against NestJS 11's and that ioredis' declaration files, ours included.
-    await runOrThrow(process.execPath, [tsc, '-p', 'tsconfig.json'], {
-      cwd: appDir,
-      timeoutMs: 60_000,
+    // As `nest build` does, with the app's TypeScript (module: commonjs, so
+    // node10 resolution: main, types and typesVersions), and against NestJS
+    // 11's and that ioredis' declaration files, ours included.
+    const tsc = join(appDir, 'node_modules', 'typescript', 'bin', 'tsc');
+    await runOrThrow(
+      process.execPath,
+      [tsc, '-p', 'tsconfig.build.json', '--skipLibCheck', 'false'],
+      {
+        cwd: appDir,
+        timeoutMs: 60_000,
+      },
+    );
+    expect(readFileSync(join(appDir, 'dist', 'main.js'), 'utf8')).toMatch(
+      /\brequire\("nestjs-redis-tx"\)/,
+    );
+
+    // `npm test` of a `nest new` project: its spec boots RedisTxModule under Jest.
+    const jest = await runProcess(
+      process.execPath,
+      [join('node_modules', 'jest', 'bin', 'jest.js')],
+      {
+        cwd: appDir,
+        timeoutMs: 90_000,
+        env: { ...process.env, NODE_OPTIONS: '', REDIS_URL: bed.server.url },
+      },
+    );
+    expect({ code: jest.code, stderr: jest.stderr }).toEqual({
+      code: 0,
+      stderr: expect.stringMatching(/^Tests: +2 passed, 2 total$/m),
     });
 
     await observer.mset('acct:alice', 5, 'acct:bob', 0);
@@ -96,8 +141,13 @@ describe('the packed library on NestJS 11 and the lowest ioredis of its peer ran
       holder: 201,
       afterRelease: 201,
     });
-    expect(await observer.mget('acct:alice', 'acct:bob')).toEqual(['0', '5']);
+    expect(await observer.mget('acct:alice', 'acct:bob', 'jest:wallet:a')).toEqual(['0', '5', '7']);
     // No lock is left behind; the fencing counters stay, by design.
-    expect((await observer.keys('*')).sort()).toEqual(['acct:alice', 'acct:bob', 'lock:fence']);
-  }, 270_000);
+    expect((await observer.keys('*')).sort()).toEqual([
+      'acct:alice',
+      'acct:bob',
+      'jest:wallet:a',
+      'lock:fence',
+    ]);
+  }, 420_000);
 });

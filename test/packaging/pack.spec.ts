@@ -33,7 +33,10 @@ describe('what npm pack ships', () => {
     expect(besideDist).toEqual(['LICENSE', 'README.md', 'package.json']);
     // No source maps: they would point at lib/*.ts, which is not shipped.
     const unexpected = files.filter(
-      (path) => path.startsWith('dist/') && !/\.(?:d\.ts|js)$/.test(path),
+      (path) =>
+        path.startsWith('dist/') &&
+        !/\.(?:d\.ts|js)$/.test(path) &&
+        path !== 'dist/cjs/package.json',
     );
     expect(unexpected).toEqual([]);
     const fromElsewhere = files.filter((path) =>
@@ -42,12 +45,15 @@ describe('what npm pack ships', () => {
     expect(fromElsewhere).toEqual([]);
   });
 
-  it('has in dist exactly what lib compiles to, so no stale or foreign file slips in', () => {
+  it('has in dist exactly what lib compiles to, once per module system, so no stale or foreign file slips in', () => {
     const expected = librarySources()
-      .flatMap((source) => {
-        const stem = `dist/${source.slice(0, -'.ts'.length)}`;
-        return [`${stem}.d.ts`, `${stem}.js`];
-      })
+      .flatMap((source) =>
+        ['esm', 'cjs'].flatMap((build) => {
+          const stem = `dist/${build}/${source.slice(0, -'.ts'.length)}`;
+          return [`${stem}.d.ts`, `${stem}.js`];
+        }),
+      )
+      .concat('dist/cjs/package.json')
       .sort();
     const shipped = files.filter((path) => path.startsWith('dist/'));
     // A difference here usually means dist is older than lib: run `npm run build`.
@@ -62,6 +68,43 @@ describe('what npm pack ships', () => {
       .map((target) => target.replace(/^\.\//, ''))
       .filter((target) => !files.includes(target));
     expect(missing).toEqual([]);
+  });
+
+  it('gives every entry point an ES module and a CommonJS build of the same file, each with its types', () => {
+    const manifest = readManifest();
+    const exportsMap = manifest.exports as Record<string, unknown>;
+    const entries = Object.entries(exportsMap).filter(([subpath]) => subpath !== './package.json');
+    for (const [subpath, target] of entries) {
+      expect({ subpath, target }).toEqual({
+        subpath,
+        target: { import: expect.any(String), require: expect.any(String) },
+      });
+      const { import: esm, require: cjs } = target as { import: string; require: string };
+      expect(esm).toMatch(/^\.\/dist\/esm\/.*\.js$/);
+      expect(cjs).toBe(esm.replace('/dist/esm/', '/dist/cjs/'));
+      // TypeScript finds the declarations beside each file, and reads them
+      // as CommonJS under dist/cjs (its package.json says so).
+      for (const file of [esm, cjs]) {
+        expect(files).toContain(file.replace(/^\.\//, '').replace(/\.js$/, '.d.ts'));
+      }
+    }
+    const root = exportsMap['.'] as { require: string };
+    expect(manifest.main).toBe(root.require);
+    expect(manifest.types).toBe(root.require.replace(/\.js$/, '.d.ts'));
+    expect(JSON.parse(readFileSync(join(repoRoot, 'dist/cjs/package.json'), 'utf8'))).toEqual({
+      type: 'commonjs',
+    });
+    // TypeScript's node10 resolution (`module: commonjs`, as in many Nest
+    // projects) ignores `exports`: typesVersions gives it each subpath's types.
+    const subpaths = Object.fromEntries(
+      entries
+        .filter(([subpath]) => subpath !== '.')
+        .map(([subpath, target]) => [
+          subpath.slice('./'.length),
+          [(target as { require: string }).require.replace(/\.js$/, '.d.ts')],
+        ]),
+    );
+    expect(manifest.typesVersions).toEqual({ '*': subpaths });
   });
 
   it('imports, at run time and in its types, only Node built-ins and packages it declares', () => {

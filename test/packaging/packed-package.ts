@@ -11,6 +11,7 @@ export interface Manifest {
   license: string;
   main: string;
   types: string;
+  typesVersions?: Record<string, Record<string, string[]>>;
   exports: unknown;
   files: string[];
   engines: { node: string };
