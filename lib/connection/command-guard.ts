@@ -62,6 +62,11 @@ export class CommandGuard {
     this.sweepMs = Math.max(1, Math.ceil(deadlineMs / SWEEPS_PER_DEADLINE));
     const send = client.sendCommand as unknown as SendCommand;
     const guarded: SendCommand = (command, ...rest) => {
+      // The handshake (HELLO, AUTH, the ready check…) is ioredis's own: a
+      // silent server there is bounded by the wait for 'ready'
+      // (readyTimeoutMs), and failing one of its commands would surface as
+      // an error nobody catches.
+      if (client.status === 'connect') return send.call(client, command, ...rest);
       // Before sending: a command can be refused, and settled, inside the call.
       if ((this.markRejects ??= command.isSettled === undefined)) markRejects(command);
       const reply = send.call(client, command, ...rest);

@@ -1,7 +1,13 @@
 import 'reflect-metadata';
 import { Injectable, type INestApplication } from '@nestjs/common';
 import { Redis } from 'ioredis';
-import { RedisTx, Transactional, TransactionAbortedError } from '../../lib/index.js';
+import {
+  LockNotAcquiredError,
+  LockService,
+  RedisTx,
+  Transactional,
+  TransactionAbortedError,
+} from '../../lib/index.js';
 import { RedisConnections } from '../../lib/connection/redis-connections.js';
 import { useFaultProxy } from '../support/fault-proxy.js';
 import { createTestApp } from '../support/nest-app.js';
@@ -197,5 +203,41 @@ describe('app.close() against a server that accepts connections and never answer
       ...baseline,
       TCPWrap: (baseline['TCPWrap'] ?? 0) + net.proxy.connections,
     });
+  });
+});
+
+describe('a connection opened while Redis is silent', () => {
+  useUnhandledRejections();
+  const redis = useRedisServer();
+  const net = useFaultProxy(() => redis.server);
+
+  it('fails the call typed once readyTimeoutMs passes, and nothing escapes uncaught', async () => {
+    const app = await createTestApp({
+      options: {
+        connection: net.proxy.url,
+        commandTimeoutMs: COMMAND_TIMEOUT_MS,
+        // Several command deadlines: the handshake must not be cut by the guard meanwhile.
+        transactions: { readyTimeoutMs: 4 * COMMAND_TIMEOUT_MS },
+      },
+    });
+    const uncaught: unknown[] = [];
+    const record = (error: unknown) => uncaught.push(error);
+    process.on('uncaughtException', record);
+    try {
+      // The lock connection opens on first use: into a proxy that forwards nothing.
+      net.proxy.blackhole();
+      const error = await app
+        .get(LockService)
+        .acquire('silent-handshake')
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(LockNotAcquiredError);
+      expect((error as LockNotAcquiredError).reason).toBe('connection');
+      expect(uncaught).toEqual([]);
+    } finally {
+      process.off('uncaughtException', record);
+      net.proxy.pass();
+      net.proxy.cutAll();
+      await app.close();
+    }
   });
 });
