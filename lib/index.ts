@@ -3,6 +3,7 @@ export { REDIS_CLIENT } from './module/redis-tx.constants.js';
 export { InjectRedis } from './module/inject-redis.decorator.js';
 export type {
   ClusterConnection,
+  HttpOptions,
   RedisConnectionOption,
   RedisScript,
   RedisTxModuleAsyncOptions,
@@ -39,3 +40,5 @@ export { channelNames } from './diagnostics/redis-tx.channels.js';
 export type * from './diagnostics/redis-tx.channels.js';
 
 export * from './errors/index.js';
+export { RedisTxHttpException, type RedisTxHttpBody } from './http/redis-tx-http.exception.js';
+export type { RedisTxHttpCode } from './errors/http-status.js';
