@@ -75,9 +75,9 @@ export class RedisTxHttpInterceptor implements NestInterceptor {
    */
   private log(error: Error, status: number, code: string, handler: string): void {
     const cause = error.cause instanceof Error ? ` (cause: ${error.cause.message})` : '';
-    const line = withoutCredentials(messages.httpRefused(handler, status, code, error.message));
+    const line = messages.httpRefused(handler, status, code, error.message);
     if (status === 409 || code === 'SHUTTING_DOWN') {
-      this.logger.debug(line);
+      this.logger.debug(withoutCredentials(line));
       return;
     }
     this.logger.error(withoutCredentials(line + cause), withoutCredentials(error.stack ?? ''));
