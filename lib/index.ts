@@ -9,6 +9,7 @@ export { REDIS_CLIENT } from './module/redis-tx.constants.js';
 export { InjectRedis } from './module/inject-redis.decorator.js';
 export type {
   ClusterConnection,
+  HttpOptions,
   RedisConnectionOption,
   RedisScript,
   RedisTxModuleAsyncOptions,
@@ -58,3 +59,5 @@ export type {
 export type { RedisClient } from './connection/redis-client.js';
 
 export * from './errors/index.js';
+export { RedisTxHttpException, type RedisTxHttpBody } from './http/redis-tx-http.exception.js';
+export type { RedisTxHttpCode } from './errors/http-status.js';

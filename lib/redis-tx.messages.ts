@@ -127,6 +127,8 @@ export const messages = {
     'RedisTxModule is shutting down: no new WATCH transaction can start, and nothing was sent.',
   moduleClosed:
     'RedisTxModule has shut down (app.close()): its connections are closed, and no transaction or lock can run on it any more.',
+  httpRefused: (handler: string, status: number, code: string, detail: string) =>
+    `${handler} answered ${status} ${code}: ${detail}`,
   hookFailed: (kind: string, label: string) =>
     `${kind} hook of ${label} failed; the transaction outcome stands.`,
 

@@ -27,6 +27,7 @@ const documentedExports = [
   'RedisPermissionError',
   'ShuttingDownError',
   'ConnectionLostError',
+  'RedisTxHttpException',
 ];
 
 describe('the built package entry', () => {

@@ -121,7 +121,7 @@ export class TxConnection {
  */
 function unsentForConnection(message: string, cause?: unknown): TransactionAbortedError {
   const error = new TransactionAbortedError(message, [], { cause });
-  markHttpStatus(error, 503);
+  markHttpStatus(error, 'SERVICE_UNAVAILABLE');
   return error;
 }
 

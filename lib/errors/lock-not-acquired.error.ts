@@ -1,4 +1,4 @@
-import { lockRefusalStatus, markHttpStatus } from './http-status.js';
+import { lockRefusalCode, markHttpStatus } from './http-status.js';
 import { RedisTxError } from './redis-tx.error.js';
 
 /**
@@ -32,7 +32,8 @@ export type LockRefusalReason =
  * The lock was not acquired; `reason` says why. Over HTTP it answers 409
  * when the lock is held elsewhere or the caller gave up (busy, timeout,
  * would-deadlock, aborted), and 503 when Redis or the application could not
- * serve it (the other reasons).
+ * serve it (the other reasons); the body carries a client-safe message and
+ * a stable `code` (see `docs/http.md`), never this message.
  */
 export class LockNotAcquiredError extends RedisTxError {
   readonly reason: LockRefusalReason;
@@ -44,6 +45,6 @@ export class LockNotAcquiredError extends RedisTxError {
   ) {
     super(message, options);
     this.reason = options.reason;
-    markHttpStatus(this, lockRefusalStatus[this.reason]);
+    markHttpStatus(this, lockRefusalCode[this.reason]);
   }
 }

@@ -11,6 +11,6 @@ export class TransactionConflictError extends RedisTxError {
     readonly attempts: number,
   ) {
     super(message);
-    markHttpStatus(this, 409);
+    markHttpStatus(this, 'TRANSACTION_CONFLICT');
   }
 }

@@ -10,6 +10,6 @@ import { RedisTxError } from './redis-tx.error.js';
 export class TransactionOutcomeUnknownError extends RedisTxError {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
-    markHttpStatus(this, 503);
+    markHttpStatus(this, 'OUTCOME_UNKNOWN');
   }
 }

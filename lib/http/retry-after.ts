@@ -1,5 +1,4 @@
-import { LockNotAcquiredError } from '../errors/lock-not-acquired.error.js';
-import { ShuttingDownError } from '../errors/shutting-down.error.js';
+import type { RedisTxHttpCode } from '../errors/http-status.js';
 
 /**
  * The Retry-After (in whole seconds) the library can vouch for, or undefined.
@@ -8,9 +7,9 @@ import { ShuttingDownError } from '../errors/shutting-down.error.js';
  * elsewhere, a lost Redis or an unknown outcome the library cannot tell when
  * a retry would succeed, so it promises nothing.
  */
-export function retryAfterSeconds(error: unknown, shutdownTimeoutMs: number): number | undefined {
-  const shuttingDown =
-    error instanceof ShuttingDownError ||
-    (error instanceof LockNotAcquiredError && error.reason === 'shutdown');
-  return shuttingDown ? Math.max(1, Math.ceil(shutdownTimeoutMs / 1_000)) : undefined;
+export function retryAfterSeconds(
+  code: RedisTxHttpCode,
+  shutdownTimeoutMs: number,
+): number | undefined {
+  return code === 'SHUTTING_DOWN' ? Math.max(1, Math.ceil(shutdownTimeoutMs / 1_000)) : undefined;
 }

@@ -3,7 +3,7 @@ import { APP_INTERCEPTOR, DiscoveryModule } from '@nestjs/core';
 import { RedisTxExplorer } from '../binding/redis-tx.explorer.js';
 import { RedisConnections } from '../connection/redis-connections.js';
 import { InvalidOptionsError } from '../errors/invalid-options.error.js';
-import { RetryAfterInterceptor } from '../http/retry-after.interceptor.js';
+import { RedisTxHttpInterceptor } from '../http/redis-tx-http.interceptor.js';
 import { optionKeys, refuseUnknownKeys } from '../options/known-keys.js';
 import { messages } from '../redis-tx.messages.js';
 import { LOCK_STORE } from '../locks/lock-store.js';
@@ -89,8 +89,9 @@ export class RedisTxModule {
         },
         LockService,
         RedisTxExplorer,
-        // Retry-After on HTTP answers to refusals with a known end, with no setup by the app.
-        { provide: APP_INTERCEPTOR, useClass: RetryAfterInterceptor },
+        // Client-safe HTTP answers to refusals, logged once and quietly, with
+        // Retry-After where the end is known, with no setup by the app.
+        { provide: APP_INTERCEPTOR, useClass: RedisTxHttpInterceptor },
       ],
       // RedisConnections and RedlockNodes are exported for the health
       // indicator of `nestjs-redis-tx/terminus`, not the package's entry.

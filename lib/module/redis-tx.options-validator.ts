@@ -5,6 +5,7 @@ import { optionKeys, refuseUnknownKeys } from '../options/known-keys.js';
 import { messages } from '../redis-tx.messages.js';
 import type {
   ClusterConnection,
+  HttpOptions,
   RedisTxModuleFactoryOptions,
   RedisTxModuleOptions,
   ResolvedRedisTxOptions,
@@ -30,6 +31,7 @@ const defaults: Omit<ResolvedRedisTxOptions, 'connection'> = {
   scripts: {},
   commandTimeoutMs: 5_000,
   shutdownTimeoutMs: 5_000,
+  http: { exposeLockNames: false },
 };
 
 const moduleKeys = optionKeys<RedisTxModuleOptions>({
@@ -40,6 +42,7 @@ const moduleKeys = optionKeys<RedisTxModuleOptions>({
   scripts: true,
   commandTimeoutMs: true,
   shutdownTimeoutMs: true,
+  http: true,
 });
 const factoryKeys = moduleKeys.filter((key) => key !== 'isGlobal');
 const transactionKeys = optionKeys<TransactionDefaults>({
@@ -62,6 +65,7 @@ const lockKeys = optionKeys<LockDefaults>({
   replicaAckTimeoutMs: true,
   redlock: true,
 });
+const httpKeys = optionKeys<HttpOptions>({ exposeLockNames: true });
 const redlockKeys = optionKeys<RedlockOptions>({ connections: true, clockDriftFactor: true });
 
 /**
@@ -138,6 +142,7 @@ export function resolveModuleOptions(
       defaults.shutdownTimeoutMs,
       0,
     ),
+    http: checkHttp(options.http),
   };
   return resolved;
 }
@@ -167,6 +172,17 @@ function checkConnection(connection: unknown): void {
       fail('connection.cluster', 'a non-empty array of { host, port } or URLs', nodes);
     }
   }
+}
+
+function checkHttp(raw: unknown): ResolvedRedisTxOptions['http'] {
+  if (raw === undefined) return { ...defaults.http };
+  if (!isRecord(raw)) fail('http', 'an object', raw);
+  refuseUnknownKeys(raw, httpKeys, 'RedisTxModule', 'http.');
+  const { exposeLockNames = defaults.http.exposeLockNames } = raw as HttpOptions;
+  if (typeof exposeLockNames !== 'boolean') {
+    fail('http.exposeLockNames', 'true or false', exposeLockNames);
+  }
+  return { exposeLockNames };
 }
 
 function checkLocks(raw: unknown): ResolvedRedisTxOptions['locks'] {

@@ -33,6 +33,16 @@ export interface TransactionDefaults {
   readyTimeoutMs?: number;
 }
 
+/** How the library's errors answer HTTP requests (see `docs/http.md`). */
+export interface HttpOptions {
+  /**
+   * Add the refused lock's names to the body of an HTTP answer to
+   * `LockNotAcquiredError` (as `locks`). Off by default: a lock's name can
+   * tell a client about the application's internals or other users' data.
+   */
+  exposeLockNames?: boolean;
+}
+
 export interface RedisTxModuleOptions {
   connection: RedisConnectionOption;
   /** Register the module globally. Default true. */
@@ -52,6 +62,8 @@ export interface RedisTxModuleOptions {
    * holders, releases) finish before it stops waiting. Default 5 000 ms.
    */
   shutdownTimeoutMs?: number;
+  /** How errors answer HTTP requests. */
+  http?: HttpOptions;
 }
 
 /** Options once defaults are merged in. */
@@ -64,6 +76,7 @@ export interface ResolvedRedisTxOptions {
   scripts: Record<string, RedisScript>;
   commandTimeoutMs: number;
   shutdownTimeoutMs: number;
+  http: Required<HttpOptions>;
 }
 
 export type RedisTxModuleFactoryOptions = Omit<RedisTxModuleOptions, 'isGlobal'>;

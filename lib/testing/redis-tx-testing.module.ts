@@ -2,7 +2,7 @@ import { Module, type DynamicModule, type Provider } from '@nestjs/common';
 import { APP_INTERCEPTOR, DiscoveryModule } from '@nestjs/core';
 import { RedisTxExplorer } from '../binding/redis-tx.explorer.js';
 import { InvalidOptionsError } from '../errors/invalid-options.error.js';
-import { RetryAfterInterceptor } from '../http/retry-after.interceptor.js';
+import { RedisTxHttpInterceptor } from '../http/redis-tx-http.interceptor.js';
 import { LOCK_STORE } from '../locks/lock-store.js';
 import { LockService } from '../locks/lock.service.js';
 import { REDIS_TX_OPTIONS } from '../module/redis-tx.constants.js';
@@ -93,7 +93,7 @@ function withoutRedis(
       { provide: RedisTx, useFactory: () => new RedisTxWithoutRedis() },
       testRedis,
       RedisTxExplorer,
-      { provide: APP_INTERCEPTOR, useClass: RetryAfterInterceptor },
+      { provide: APP_INTERCEPTOR, useClass: RedisTxHttpInterceptor },
     ],
     exports: [RedisTx, LockService, TestRedis],
   };

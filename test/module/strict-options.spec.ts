@@ -52,6 +52,7 @@ describe('unknown options are refused, naming the key and the closest known one'
       [{ commandTimeout: 100 }, 'commandTimeout', 'commandTimeoutMs'],
       [{ locks: { banana: 1 } }, 'locks.banana', undefined],
       [{ global: true }, 'global', 'isGlobal'],
+      [{ http: { exposeLockName: true } }, 'http.exposeLockName', 'http.exposeLockNames'],
     ])('%j: throws when called, naming the key', (extra, option, closest) => {
       let thrown: unknown;
       try {
@@ -92,8 +93,15 @@ describe('unknown options are refused, naming the key and the closest known one'
             replicaAckTimeoutMs: 50,
           },
           scripts: { hello: { lua: 'return 1', numberOfKeys: 0, note: 'x' } as never },
+          http: { exposeLockNames: true },
         }),
       ).not.toThrow();
+    });
+
+    it('refuses an `http.exposeLockNames` that is not a boolean, naming it', () => {
+      expect(() =>
+        RedisTxModule.forRoot({ connection: url, http: { exposeLockNames: 'yes' } } as never),
+      ).toThrow(/option `http\.exposeLockNames` must be true or false; got "yes"/);
     });
   });
 

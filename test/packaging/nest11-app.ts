@@ -2,7 +2,8 @@
  * An HTTP application on NestJS 11 (CommonJS, as `nest new` makes it) that
  * uses the packed library, written out into a temp dir by nest11.spec.ts,
  * where NestJS 11 is installed from the registry. It runs two instances of
- * itself on one Redis and prints what their answers were.
+ * itself on one Redis and prints what their answers were, and which lines
+ * Nest and the library logged at error level.
  */
 
 export const nest11Source = `
@@ -15,14 +16,32 @@ import {
   Controller,
   Injectable,
   Module,
+  ConsoleLogger,
   Param,
   Post,
   type INestApplication,
 } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import { Redis } from 'ioredis';
 import { Locked, RedisTx, RedisTxModule, Transactional } from 'nestjs-redis-tx';
 
 const url = process.argv[2]!;
+const racer = new Redis(url);
+
+/** Keeps what would be logged at error level (Nest's exception handler included), and stays silent. */
+const errorLines: string[] = [];
+class Quiet extends ConsoleLogger {
+  override error(message: unknown, ...rest: unknown[]): void {
+    errorLines.push([message, ...rest].map(String).join(' '));
+  }
+  override fatal(message: unknown, ...rest: unknown[]): void {
+    errorLines.push([message, ...rest].map(String).join(' '));
+  }
+  override log(): void {}
+  override warn(): void {}
+  override debug(): void {}
+  override verbose(): void {}
+}
 
 interface Transfer {
   from: string;
@@ -39,6 +58,14 @@ const gate = new Promise<void>((resolve) => (openGate = resolve));
 @Injectable()
 class Accounts {
   constructor(private readonly redis: RedisTx) {}
+
+  // A WATCH transaction that always loses to a write of its own: a conflict on every attempt.
+  @Transactional({ watch: ['contended'], retries: 0 })
+  async bump(): Promise<void> {
+    await this.redis.client.get('contended');
+    await racer.incr('contended');
+    this.redis.multi.incr('contended');
+  }
 
   @Transactional({ watch: (from: string, to: string) => [\`acct:\${from}\`, \`acct:\${to}\`], retries: 100 })
   async transfer(from: string, to: string, amount: number): Promise<void> {
@@ -58,6 +85,12 @@ class BankController {
     return { done: true };
   }
 
+  @Post('bump')
+  async bump(): Promise<{ done: boolean }> {
+    await this.accounts.bump();
+    return { done: true };
+  }
+
   @Post('jobs/:id')
   @Locked((id: string) => \`job:\${id}\`, { waitMs: 0 })
   async job(@Param('id') id: string): Promise<{ id: string }> {
@@ -74,14 +107,21 @@ class BankController {
 })
 class AppModule {}
 
+interface Answer {
+  status: number;
+  body: unknown;
+}
+
 /** POSTs JSON on a fresh connection, so nothing is kept alive after the apps close. */
-function post(port: number, path: string, body: unknown = {}): Promise<number> {
+function send(port: number, path: string, body: unknown = {}): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const req = request(
       { host: '127.0.0.1', port, path, method: 'POST', agent: false },
       (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (text += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : undefined }));
       },
     );
     req.on('error', reject);
@@ -91,10 +131,13 @@ function post(port: number, path: string, body: unknown = {}): Promise<number> {
 }
 
 async function boot(): Promise<{ app: INestApplication; port: number }> {
-  const app = await NestFactory.create(AppModule, { logger: false });
+  const app = await NestFactory.create(AppModule, { logger: new Quiet() });
   await app.listen(0, '127.0.0.1');
   return { app, port: (app.getHttpServer().address() as AddressInfo).port };
 }
+
+const post = (port: number, path: string, body?: unknown) =>
+  send(port, path, body).then((answer) => answer.status);
 
 async function main(): Promise<void> {
   const one = await boot();
@@ -107,15 +150,17 @@ async function main(): Promise<void> {
     );
     const holding = post(one.port, '/jobs/7');
     await entered;
-    const whileHeld = await post(two.port, '/jobs/7');
+    const whileHeld = await send(two.port, '/jobs/7');
     openGate();
     const holder = await holding;
     const afterRelease = await post(two.port, '/jobs/7');
-    const report = { transfers: transfers.sort(), whileHeld, holder, afterRelease };
+    const conflict = await send(one.port, '/bump');
+    const report = { transfers: transfers.sort(), whileHeld, holder, afterRelease, conflict, errorLines };
     console.log('nest11 ' + JSON.stringify(report));
   } finally {
     await one.app.close();
     await two.app.close();
+    await racer.quit();
   }
 }
 

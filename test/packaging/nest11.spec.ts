@@ -45,7 +45,7 @@ describe('the packed library on NestJS 11 and the lowest ioredis of its peer ran
     if (workDir) rmSync(workDir, { recursive: true, force: true });
   });
 
-  it('transfers under WATCH and answers 409 for a busy @Locked handler, across two instances; its Jest spec passes', async () => {
+  it('transfers under WATCH, answers 409 with a code and logs no error for a busy @Locked handler and a conflict, across two instances; its Jest spec passes', async () => {
     const manifest = readManifest();
     const tarball = await packTarball(workDir);
     const appDir = join(workDir, 'app');
@@ -137,15 +137,30 @@ describe('the packed library on NestJS 11 and the lowest ioredis of its peer ran
     expect(JSON.parse(line!.slice('nest11 '.length))).toEqual({
       // 12 concurrent transfers of 1 from 5: WATCH lets exactly 5 through, never an overdraft.
       transfers: [...Array<number>(5).fill(201), ...Array<number>(7).fill(400)],
-      whileHeld: 409,
+      // The client is told what, with a stable code; the lock's name and the advice are for the logs.
+      whileHeld: {
+        status: 409,
+        body: { statusCode: 409, code: 'LOCK_BUSY', message: 'The resource is busy; try again.' },
+      },
       holder: 201,
       afterRelease: 201,
+      conflict: {
+        status: 409,
+        body: {
+          statusCode: 409,
+          code: 'TRANSACTION_CONFLICT',
+          message: 'The data changed while the request ran; try again.',
+        },
+      },
+      // Expected refusals are not errors: Nest's exception handler logs nothing for them.
+      errorLines: [],
     });
     expect(await observer.mget('acct:alice', 'acct:bob', 'jest:wallet:a')).toEqual(['0', '5', '7']);
     // No lock is left behind; the fencing counters stay, by design.
     expect((await observer.keys('*')).sort()).toEqual([
       'acct:alice',
       'acct:bob',
+      'contended',
       'jest:wallet:a',
       'lock:fence',
     ]);

@@ -43,7 +43,7 @@ describe('the built nestjs-redis-tx/testing entry', () => {
   });
 
   it('is not loaded by the main entry', () => {
-    const dist = resolve(__dirname, '../../dist');
+    const dist = resolve(__dirname, '../../dist/esm');
     const loaded = [...importGraph(join(dist, 'index.js'))];
     expect(loaded.length).toBeGreaterThan(10);
     expect(loaded.filter((file) => file.startsWith(join(dist, 'testing')))).toEqual([]);
