@@ -19,7 +19,7 @@ export class OrdersController {
   @Get(':id')
   async order(@Param() { id }: OrderParams) {
     const order = await this.orders.order(id);
-    if (!order.status) throw new NotFoundException(`no order ${id}`);
+    if (!order) throw new NotFoundException(`no order ${id}`);
     return order;
   }
 }

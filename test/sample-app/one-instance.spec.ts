@@ -262,17 +262,62 @@ describe('the sample app over HTTP, one instance', () => {
       fencingToken: expect.any(Number),
       instance: 'solo',
     });
-    await http()
-      .get('/orders/o1')
-      .expect(200, {
-        status: 'paid',
-        amount: '5',
-        fencingToken: String(paid.body.fencingToken),
-        by: 'solo',
-      });
+    await http().get('/orders/o1').expect(200, {
+      status: 'paid',
+      by: 'solo',
+      amount: 5,
+      fencingToken: paid.body.fencingToken,
+    });
     const again = await http().post('/orders/o1/pay').send({ amount: 5 }).expect(409);
     expect(again.body.message).toBe('order o1 is already paid');
     expect(await observer.keys('lock:*')).toEqual(['lock:fence']);
+  });
+
+  it('gives every field one JSON type, whichever route answers with it', async () => {
+    const answers: [string, request.Test][] = [
+      ['POST /accounts', http().post('/accounts').send({ id: 'a', balance: 50 })],
+      ['POST /accounts', http().post('/accounts').send({ id: 'b', balance: 0 })],
+      ['POST /transfers', http().post('/transfers').send({ from: 'a', to: 'b', amount: 20 })],
+      ['GET /accounts', http().get('/accounts')],
+      ['POST /orders/:id/pay', http().post('/orders/o1/pay?providerMs=1').send({ amount: 5 })],
+      ['GET /orders/:id', http().get('/orders/o1')],
+      ['POST /users/:user/follows/:target', http().post('/users/ann/follows/bob')],
+      ['GET /users/:user', http().get('/users/bob')],
+      ['DELETE /users/:user/follows/:target', http().delete('/users/ann/follows/bob')],
+      ['GET /health', http().get('/health')],
+    ];
+    /** Field name (at any depth) -> the JSON types it came as, and where. */
+    const seen = new Map<string, Set<string>>();
+    const jsonType = (value: unknown) =>
+      value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value;
+    const walk = (value: unknown, route: string): void => {
+      if (typeof value !== 'object' || value === null) return;
+      for (const [field, inner] of Object.entries(value)) {
+        if (!Array.isArray(value)) {
+          const types = seen.get(field) ?? new Set();
+          types.add(`${jsonType(inner)} (${route})`);
+          seen.set(field, types);
+        }
+        walk(inner, route);
+      }
+    };
+    // One at a time and in this order: each builds on the one before.
+    for (const [route, answer] of answers) {
+      const { status, body } = await answer;
+      expect({ route, ok: status === 200 || status === 201 }).toEqual({ route, ok: true });
+      walk(body, route);
+    }
+    const mixed = [...seen].filter(
+      ([, types]) => new Set([...types].map((type) => type.split(' ')[0])).size > 1,
+    );
+    expect(mixed.map(([field, types]) => `${field}: ${[...types].join(', ')}`)).toEqual([]);
+    // The fields the payment and the order share are numbers in both.
+    expect(seen.get('amount')).toEqual(
+      new Set(['number (POST /orders/:id/pay)', 'number (GET /orders/:id)']),
+    );
+    expect(seen.get('fencingToken')).toEqual(
+      new Set(['number (POST /orders/:id/pay)', 'number (GET /orders/:id)']),
+    );
   });
 
   it('follows and unfollows from both sides', async () => {
