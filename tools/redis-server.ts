@@ -122,6 +122,8 @@ interface Launch {
   readyLine?: RegExp;
   /** Asks the process whether it is ready; throws if not (or not yet). */
   ready: (signal: AbortSignal) => Promise<void>;
+  /** In a process group of its own (see RedisServerOptions.ownProcessGroup). */
+  ownProcessGroup?: boolean;
 }
 
 /** One redis-server process, the part RedisServer and RedisSentinel share. */
@@ -137,8 +139,14 @@ class RedisProcess {
     return live.has(this.child);
   }
 
-  static async launch({ args, dir, readyLine, ready }: Launch): Promise<RedisProcess> {
-    const child = spawn('redis-server', args, { stdio: 'pipe' });
+  static async launch({
+    args,
+    dir,
+    readyLine,
+    ready,
+    ownProcessGroup = false,
+  }: Launch): Promise<RedisProcess> {
+    const child = spawn('redis-server', args, { stdio: 'pipe', detached: ownProcessGroup });
     if (live.size === 0) hostProcess.on('exit', killLeftovers);
     live.set(child, dir);
     // 'close' rather than 'exit': by then all of its output has been read.
@@ -223,11 +231,19 @@ export interface RedisServerOptions {
   args?: string[];
   /** Defaults to a free port. */
   port?: number;
+  /**
+   * Starts it in a process group of its own, so that a signal to the
+   * caller's group (Ctrl-C in a terminal) reaches the caller only, which
+   * then stops the server in its own time, after its clients have closed.
+   * It is still stopped, by pid, when the caller's process exits.
+   */
+  ownProcessGroup?: boolean;
 }
 
 function launchServer(
   port: number,
   extraArgs: string[],
+  ownProcessGroup: boolean,
   // A fresh dir each time, so a restart never finds the previous run's files.
   dir = mkdtempSync(join(tmpdir(), 'redis-tx-')),
 ): Promise<RedisProcess> {
@@ -237,6 +253,7 @@ function launchServer(
     dir,
     readyLine: /Ready to accept connections/,
     ready: () => ping(port),
+    ownProcessGroup,
   });
 }
 
@@ -248,6 +265,7 @@ export class RedisServer {
   private constructor(
     readonly port: number,
     private readonly args: string[],
+    private readonly ownProcessGroup: boolean,
     private proc: RedisProcess,
   ) {
     this.url = `redis://${HOST}:${port}`;
@@ -256,7 +274,13 @@ export class RedisServer {
   static async start(options: RedisServerOptions = {}): Promise<RedisServer> {
     const port = options.port ?? (await freePort());
     const args = options.args ?? [];
-    return new RedisServer(port, args, await launchServer(port, args));
+    const ownProcessGroup = options.ownProcessGroup ?? false;
+    return new RedisServer(
+      port,
+      args,
+      ownProcessGroup,
+      await launchServer(port, args, ownProcessGroup),
+    );
   }
 
   get pid(): number {
@@ -296,7 +320,7 @@ export class RedisServer {
   async restartFromFiles(): Promise<void> {
     const { dir } = this.proc;
     if (!kept.delete(dir)) throw new Error('RedisServer: restartFromFiles() follows crash()');
-    this.proc = await launchServer(this.port, this.args, dir);
+    this.proc = await launchServer(this.port, this.args, this.ownProcessGroup, dir);
   }
 
   /** Shuts down with SIGTERM, or SIGKILL if that takes over 5 s. Idempotent. */
@@ -309,7 +333,7 @@ export class RedisServer {
   /** Starts an empty server again on the same port and with the same args, stopping the old one first. */
   async restart(): Promise<void> {
     await this.proc.stop();
-    this.proc = await launchServer(this.port, this.args);
+    this.proc = await launchServer(this.port, this.args, this.ownProcessGroup);
   }
 }
 

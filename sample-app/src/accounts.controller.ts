@@ -1,17 +1,14 @@
 import { Body, Controller, Get, Post } from '@nestjs/common';
+import { OpenAccountDto, TransferDto } from './accounts.dto.js';
 import { AccountsService } from './accounts.service.js';
-import { name, wholeNumber } from './http-input.js';
-
-const MAX_AMOUNT = 1_000_000_000;
 
 @Controller()
 export class AccountsController {
   constructor(private readonly accounts: AccountsService) {}
 
   @Post('accounts')
-  async open(@Body() body: { id?: unknown; balance?: unknown }) {
-    const id = name(body.id, 'id');
-    await this.accounts.open(id, wholeNumber(body.balance, 'balance', 0, MAX_AMOUNT));
+  async open(@Body() { id, balance }: OpenAccountDto) {
+    await this.accounts.open(id, balance);
     return { opened: id };
   }
 
@@ -22,9 +19,8 @@ export class AccountsController {
 
   /** 201 when moved, 400 on an overdraft (nothing moved), 404 for an unknown account, 409 when conflicts outlast the retries. */
   @Post('transfers')
-  async transfer(@Body() body: { from?: unknown; to?: unknown; amount?: unknown }) {
-    const amount = wholeNumber(body.amount, 'amount', 1, MAX_AMOUNT);
-    await this.accounts.transfer(name(body.from, 'from'), name(body.to, 'to'), amount);
+  async transfer(@Body() { from, to, amount }: TransferDto) {
+    await this.accounts.transfer(from, to, amount);
     return { transferred: amount };
   }
 }

@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
-import { Module, type DynamicModule } from '@nestjs/common';
+import { Module, ValidationPipe, type DynamicModule } from '@nestjs/common';
+import { APP_PIPE } from '@nestjs/core';
 import { ScheduleModule } from '@nestjs/schedule';
 import { TerminusModule } from '@nestjs/terminus';
 import { RedisTxModule } from '../../lib/index.js';
@@ -9,6 +10,7 @@ import { AccountsService } from './accounts.service.js';
 import { fencingScripts } from './fencing.scripts.js';
 import { FollowsService } from './follows.service.js';
 import { HealthController } from './health.controller.js';
+import { inputPipeOptions } from './http-input.js';
 import { INSTANCE_ID } from './instance-id.js';
 import { OrdersController } from './orders.controller.js';
 import { OrdersService } from './orders.service.js';
@@ -33,6 +35,7 @@ export class AppModule {
       ],
       controllers: [HealthController, AccountsController, OrdersController, UsersController],
       providers: [
+        { provide: APP_PIPE, useFactory: () => new ValidationPipe(inputPipeOptions) },
         { provide: INSTANCE_ID, useValue: options.instanceId ?? `${hostname()}:${process.pid}` },
         AccountsService,
         FollowsService,

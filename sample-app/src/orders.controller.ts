@@ -1,5 +1,5 @@
 import { Body, Controller, Get, NotFoundException, Param, Post, Query } from '@nestjs/common';
-import { name, wholeNumber } from './http-input.js';
+import { OrderParams, PayDto, PayQuery } from './orders.dto.js';
 import { OrdersService } from './orders.service.js';
 
 @Controller('orders')
@@ -12,22 +12,14 @@ export class OrdersController {
    * that long, to see the 409 by hand.
    */
   @Post(':id/pay')
-  pay(
-    @Param('id') id: string,
-    @Body() body: { amount?: unknown },
-    @Query('providerMs') providerMs?: string,
-  ) {
-    return this.orders.pay(
-      name(id, 'order id'),
-      wholeNumber(body.amount, 'amount', 1, 1_000_000_000),
-      providerMs === undefined ? 0 : wholeNumber(providerMs, 'providerMs', 0, 8_000),
-    );
+  pay(@Param() { id }: OrderParams, @Body() { amount }: PayDto, @Query() query: PayQuery) {
+    return this.orders.pay(id, amount, query.providerMs ?? 0);
   }
 
   @Get(':id')
-  async order(@Param('id') id: string) {
-    const order = await this.orders.order(name(id, 'order id'));
-    if (!order.status) throw new NotFoundException(`no order ${id}`);
+  async order(@Param() { id }: OrderParams) {
+    const order = await this.orders.order(id);
+    if (!order) throw new NotFoundException(`no order ${id}`);
     return order;
   }
 }

@@ -13,6 +13,17 @@ export interface Payment {
   instance: string;
 }
 
+/** An order as `GET /orders/:id` shows it: numbers are numbers, as in {@link Payment}. */
+export interface Order {
+  status: 'paying' | 'paid' | 'unpaid';
+  /** The instance that took the payment, or is taking it. */
+  by: string;
+  /** Once paid. */
+  amount?: number;
+  /** Once paid: the token of the lock it was paid under. */
+  fencingToken?: number;
+}
+
 @Injectable()
 export class OrdersService {
   constructor(
@@ -84,11 +95,21 @@ export class OrdersService {
     return payment;
   }
 
-  /** The order's fields, without the fence that its readers and writers keep in it. */
-  async order(orderId: string): Promise<Record<string, string>> {
-    const order = await this.redis.client.hgetall(`order:${orderId}`);
-    delete order.fence;
-    return order;
+  /**
+   * The order, or undefined if no payment of it was ever tried. Redis keeps
+   * every field as a string; the numbers are turned back into numbers here.
+   */
+  async order(orderId: string): Promise<Order | undefined> {
+    const { status, by, amount, fencingToken } = await this.redis.client.hgetall(
+      `order:${orderId}`,
+    );
+    if (!status) return undefined;
+    return {
+      status: status as Order['status'],
+      by: by!,
+      ...(amount !== undefined && { amount: Number(amount) }),
+      ...(fencingToken !== undefined && { fencingToken: Number(fencingToken) }),
+    };
   }
 }
 
