@@ -15,6 +15,7 @@ import { TransactionConflictError } from '../errors/transaction-conflict.error.j
 import { TransactionExecError, type CommandReply } from '../errors/transaction-exec.error.js';
 import { TransactionPropagationError } from '../errors/transaction-propagation.error.js';
 import { LockService } from '../locks/lock.service.js';
+import { settleWithin } from '../locks/settle-within.js';
 import { REDIS_TX_OPTIONS } from '../module/redis-tx.constants.js';
 import type { ResolvedRedisTxOptions } from '../module/redis-tx.options.js';
 import { messages } from '../redis-tx.messages.js';
@@ -116,13 +117,7 @@ export class TransactionRunner implements BeforeApplicationShutdown {
    */
   async beforeApplicationShutdown(): Promise<void> {
     this.closing = true;
-    if (this.running.size === 0) return;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      Promise.allSettled([...this.running]),
-      new Promise((resolve) => (timer = setTimeout(resolve, this.options.shutdownTimeoutMs))),
-    ]);
-    clearTimeout(timer);
+    await settleWithin([...this.running], this.options.shutdownTimeoutMs);
   }
 
   /** An outermost transaction: refused once shutdown has begun, and waited for by shutdown otherwise. */

@@ -19,6 +19,7 @@ import { useRedisServer } from '../support/redis.js';
 import { eventually, Slack } from '../support/timing.js';
 import type { RedisServer } from '../../tools/redis-server.js';
 import { useUnhandledRejections } from '../support/unhandled-rejections.js';
+import { openHandles } from '../support/open-handles.js';
 
 /** Resolves with the reason `lock.signal` aborts with. */
 function lossOf(lock: Lock): Promise<unknown> {
@@ -26,17 +27,6 @@ function lossOf(lock: Lock): Promise<unknown> {
   return new Promise((resolve) =>
     lock.signal.addEventListener('abort', () => resolve(lock.signal.reason), { once: true }),
   );
-}
-
-/** Handles (sockets, timers…) keeping the process alive, by kind. */
-function resources(): Record<string, number> {
-  const counts: Record<string, number> = {};
-  for (const kind of process.getActiveResourcesInfo()) {
-    // A socket being shut down shows this request briefly; the socket itself is counted.
-    if (kind === 'TTYWrap' || kind === 'SimpleShutdownWrap') continue;
-    counts[kind] = (counts[kind] ?? 0) + 1;
-  }
-  return counts;
 }
 
 /**
@@ -51,7 +41,7 @@ async function noHandlesBeyond(
   delayedMs = 0,
 ): Promise<void> {
   const settled = async () => {
-    const now = resources();
+    const now = openHandles();
     return Object.entries(now).every(([kind, count]) => count <= (baseline[kind] ?? 0));
   };
   const slack = await Slack.start().measureRoundTrip(observer);
@@ -61,7 +51,7 @@ async function noHandlesBeyond(
       () => delayedMs + slack.ms,
       'open handles back to the baseline',
     ).catch(() => {
-      expect(resources()).toEqual(baseline);
+      expect(openHandles()).toEqual(baseline);
     });
   } finally {
     slack.stop();
@@ -296,7 +286,7 @@ describe('locks through a faulty network', () => {
   });
 
   it('app.close() with locks held and a renewal on the wire releases every lock and leaves no handle', async () => {
-    const baseline = resources();
+    const baseline = openHandles();
     const app = await appThroughProxy();
     const locks = app.get(LockService);
     const held = await Promise.all([
@@ -324,7 +314,7 @@ describe('locks through a faulty network', () => {
   // LockService gives its releases readyTimeoutMs at shutdown: neither waits
   // on a Redis that does not answer.
   it('app.close() while Redis cannot be reached still resolves, and the locks end with their lease', async () => {
-    const baseline = resources();
+    const baseline = openHandles();
     const app = await createTestApp({
       options: {
         connection: net.proxy.url,
