@@ -238,30 +238,52 @@ describe('XADD on commit, read by a consumer group', () => {
       providers: [OrderLog],
     });
   });
+  /** Consumer apps still running; closed after each test, even one that failed or timed out. */
+  const consumers = new Set<INestApplication>();
+  const stopConsumer = async (consumer: INestApplication) => {
+    consumers.delete(consumer);
+    await consumer.close();
+  };
+  let slack: Slack;
+  beforeEach(() => {
+    slack = Slack.start();
+  });
+  afterEach(async () => {
+    slack.stop();
+    await Promise.all([...consumers].map(stopConsumer));
+  });
   bed.beforeStop(async () => {
+    await Promise.all([...consumers].map(stopConsumer));
     await producer?.close();
     await observer?.quit();
   });
   beforeEach(() => observer.flushall());
 
   /** A separate app that only consumes: started, it reads; closed, it is down. */
-  async function startConsumer(received: Inbox<Entry>): Promise<INestApplication> {
+  async function startConsumer(
+    received: Inbox<Entry>,
+    options: { handlerFails?: boolean } = {},
+  ): Promise<INestApplication> {
     const config: StreamConsumerConfig = {
       stream: STREAM,
       group: GROUP,
       consumer: 'billing-1',
-      handle: (id, fields) => received.add({ id, fields }),
+      handle: (id, fields) => {
+        received.add({ id, fields });
+        if (options.handlerFails) throw new Error('billing is down');
+      },
     };
     const moduleRef = await Test.createTestingModule({
       imports: [RedisTxModule.forRoot({ connection: bed.server.url })],
       providers: [StreamConsumer, { provide: STREAM_CONSUMER_CONFIG, useValue: config }],
     }).compile();
-    const app = moduleRef.createNestApplication({ logger: false });
-    return app.init();
+    const consumer = moduleRef.createNestApplication({ logger: false });
+    consumers.add(consumer);
+    return consumer.init();
   }
 
   /** Waits until the group has acknowledged everything it was given. */
-  async function allAcknowledged(slack: Slack): Promise<void> {
+  async function allAcknowledged(): Promise<void> {
     await eventually(
       async () => (await observer.xpending(STREAM, GROUP))[0] === 0,
       readinessBound(slack),
@@ -271,30 +293,23 @@ describe('XADD on commit, read by a consumer group', () => {
 
   it('adds nothing when the transaction rolls back, and one entry, read once, when it commits', async () => {
     const baseline = openHandles();
-    const slack = Slack.start();
     const received = new Inbox<Entry>();
     const consumer = await startConsumer(received);
-    try {
-      await expect(log().place('o1', 10, { decline: true })).rejects.toBeInstanceOf(
-        PaymentDeclined,
-      );
-      expect(await observer.xlen(STREAM)).toBe(0);
+    await expect(log().place('o1', 10, { decline: true })).rejects.toBeInstanceOf(PaymentDeclined);
+    expect(await observer.xlen(STREAM)).toBe(0);
 
-      const { replies } = await log().place('o2', 20);
-      const id = replies![1] as string;
-      expect(await observer.xrange(STREAM, '-', '+')).toEqual([
-        [id, ['type', PLACED, 'id', 'o2', 'total', '20']],
-      ]);
-      await log().place('marker', 0);
-      expect(await received.through((entry) => entry.fields.id === 'marker')).toEqual([
-        { id, fields: { type: PLACED, id: 'o2', total: '20' } },
-        { id: expect.any(String), fields: { type: PLACED, id: 'marker', total: '0' } },
-      ]);
-      await allAcknowledged(slack);
-    } finally {
-      slack.stop();
-      await consumer.close();
-    }
+    const { replies } = await log().place('o2', 20);
+    const id = replies![1] as string;
+    expect(await observer.xrange(STREAM, '-', '+')).toEqual([
+      [id, ['type', PLACED, 'id', 'o2', 'total', '20']],
+    ]);
+    await log().place('marker', 0);
+    expect(await received.through((entry) => entry.fields.id === 'marker')).toEqual([
+      { id, fields: { type: PLACED, id: 'o2', total: '20' } },
+      { id: expect.any(String), fields: { type: PLACED, id: 'marker', total: '0' } },
+    ]);
+    await allAcknowledged();
+    await stopConsumer(consumer);
     expect(received.rest).toEqual([]);
     // The consumer's loop and its connection are gone with the app.
     await expectNoHandlesBeyond(baseline);
@@ -318,26 +333,30 @@ describe('XADD on commit, read by a consumer group', () => {
   });
 
   it('keeps what was committed while the consumer was down, and hands it over when it is back', async () => {
-    const slack = Slack.start();
     const received = new Inbox<Entry>();
-    try {
-      // The first start creates the group; then the consumer is down.
-      await (await startConsumer(received)).close();
-      await log().place('o3', 30);
-      expect(await observer.xlen(STREAM)).toBe(1);
+    // The first start creates the group; then the consumer is down.
+    await stopConsumer(await startConsumer(received));
+    await log().place('o3', 30);
+    expect(await observer.xlen(STREAM)).toBe(1);
 
-      const consumer = await startConsumer(received);
-      try {
-        expect(await received.through((entry) => entry.fields.id === 'o3')).toEqual([
-          { id: expect.any(String), fields: { type: PLACED, id: 'o3', total: '30' } },
-        ]);
-        await allAcknowledged(slack);
-      } finally {
-        await consumer.close();
-      }
-    } finally {
-      slack.stop();
-    }
+    await startConsumer(received);
+    expect(await received.through((entry) => entry.fields.id === 'o3')).toEqual([
+      { id: expect.any(String), fields: { type: PLACED, id: 'o3', total: '30' } },
+    ]);
+    await allAcknowledged();
+  });
+
+  it('hands an entry that was read but not acknowledged to the consumer again after a restart', async () => {
+    const received = new Inbox<Entry>();
+    const failing = await startConsumer(received, { handlerFails: true });
+    await log().place('o5', 50);
+    const [first] = await received.through((entry) => entry.fields.id === 'o5');
+    await stopConsumer(failing);
+    expect((await observer.xpending(STREAM, GROUP))[0]).toBe(1);
+
+    await startConsumer(received);
+    expect(await received.through((entry) => entry.fields.id === 'o5')).toEqual([first]);
+    await allAcknowledged();
   });
 });
 
