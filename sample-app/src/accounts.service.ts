@@ -5,6 +5,8 @@ import {
   NotFoundException,
 } from '@nestjs/common';
 import { RedisTx, Transactional } from '../../lib/index.js';
+import { publishEvent } from './nest-event.js';
+import { TRANSFER_COMPLETED, type TransferCompleted } from './transfer-events.js';
 
 @Injectable()
 export class AccountsService {
@@ -37,6 +39,8 @@ export class AccountsService {
       throw new BadRequestException(`account ${from} has ${balance}, less than ${amount}`);
     }
     this.redis.multi.decrby(`acct:${from}`, amount).incrby(`acct:${to}`, amount);
+    // In the same MULTI: published once if the transfer commits, never by an attempt that conflicted.
+    publishEvent<TransferCompleted>(this.redis.multi, TRANSFER_COMPLETED, { from, to, amount });
   }
 
   async balances(): Promise<Record<string, number>> {
