@@ -46,7 +46,9 @@ const maxReleasedKeys = 10_000;
  *
  * Register the SDK's context manager first (the Node SDK does): Redis
  * commands are nested under the library's spans only when the global
- * context manager is an `AsyncLocalStorageContextManager`.
+ * context manager is an `AsyncLocalStorageContextManager`. Register once
+ * per process: a second registration would take the first one's place in
+ * that context manager's storage.
  *
  * @returns A function that unsubscribes everything.
  */

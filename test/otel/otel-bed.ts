@@ -45,6 +45,9 @@ export interface OtelBed {
   /** The histogram point whose attributes include `attributes`. */
   histogram(name: string, attributes?: Attributes): Histogram | undefined;
   unregister(): void;
+  /** The providers the instrumentation records to, for a test that registers it itself. */
+  readonly tracerProvider: BasicTracerProvider;
+  readonly meterProvider: MeterProvider;
 }
 
 /**
@@ -52,10 +55,11 @@ export interface OtelBed {
  * AsyncLocalStorage context manager as the global one, a meter provider
  * with a collecting reader, and spans made from ioredis's own tracing
  * channels (each command a child of whatever span is active when ioredis
- * publishes its start). The library's instrumentation is registered before
- * each test and unregistered after it, with a fresh meter provider.
+ * publishes its start). Unless `register` is false, the library's
+ * instrumentation is registered before each test and unregistered after
+ * it; each test gets a fresh meter provider.
  */
-export function useOtel(): OtelBed {
+export function useOtel({ register = true } = {}): OtelBed {
   const contextManager = new AsyncLocalStorageContextManager();
   const exporter = new InMemorySpanExporter();
   const tracerProvider = new BasicTracerProvider({
@@ -63,6 +67,7 @@ export function useOtel(): OtelBed {
   });
   const tracer = tracerProvider.getTracer('test');
   let reader: CollectingReader | undefined;
+  let meterProvider: MeterProvider | undefined;
   let collected = new Map<string, DataPoint<unknown>[]>();
   let unregister: (() => void) | undefined;
 
@@ -90,11 +95,9 @@ export function useOtel(): OtelBed {
   beforeEach(() => {
     exporter.reset();
     reader = new CollectingReader();
+    meterProvider = new MeterProvider({ readers: [reader] });
     collected = new Map();
-    unregister = registerRedisTxInstrumentation({
-      tracerProvider,
-      meterProvider: new MeterProvider({ readers: [reader] }),
-    });
+    if (register) unregister = registerRedisTxInstrumentation({ tracerProvider, meterProvider });
   });
   afterEach(() => {
     unregister?.();
@@ -135,6 +138,11 @@ export function useOtel(): OtelBed {
     unregister: () => {
       unregister?.();
       unregister = undefined;
+    },
+    tracerProvider,
+    get meterProvider() {
+      if (!meterProvider) throw new Error('useOtel: the meter provider is made in beforeEach');
+      return meterProvider;
     },
   };
 }

@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { hasSubscribers } from 'node:diagnostics_channel';
 import { Injectable } from '@nestjs/common';
 import { SpanStatusCode } from '@opentelemetry/api';
-import { channelNames, Locked, LockService, type Lock } from '../../lib/index.js';
+import { channelNames, Locked, LockService, RedisTx, type Lock } from '../../lib/index.js';
 import { tracing } from '../../lib/diagnostics/redis-tx.tracing.js';
 import { attributeNames as at, metricNames } from '../../lib/otel/index.js';
 import { expireLock } from '../../lib/testing/index.js';
@@ -181,15 +181,17 @@ describe('nestjs-redis-tx/otel: locks', () => {
     otel.unregister();
     for (const channel of Object.values(tracing)) expect(channel.hasSubscribers).toBe(false);
     for (const name of Object.values(channelNames)) expect(hasSubscribers(name)).toBe(false);
-    const traced = jest.spyOn(tracing.lockAcquire, 'tracePromise');
-    const runStores = jest.spyOn(tracing.lockHold.start, 'runStores');
+    const spies = [
+      jest.spyOn(tracing.lockAcquire, 'tracePromise'),
+      jest.spyOn(tracing.lockHold.start, 'runStores'),
+      jest.spyOn(tracing.transaction, 'tracePromise'),
+    ];
     try {
       await locks().using('quiet:1', () => undefined);
-      expect(traced).not.toHaveBeenCalled();
-      expect(runStores).not.toHaveBeenCalled();
+      await bed.app.get(RedisTx).run(async () => {});
+      for (const spy of spies) expect(spy).not.toHaveBeenCalled();
     } finally {
-      traced.mockRestore();
-      runStores.mockRestore();
+      for (const spy of spies) spy.mockRestore();
     }
     expect(otel.librarySpans()).toEqual([]);
   });
