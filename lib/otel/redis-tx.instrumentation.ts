@@ -110,13 +110,16 @@ export function registerRedisTxInstrumentation(
     listen<LockAcquireEvent>(channelNames.lockAcquire, ({ keys, wokenBy }) => {
       const op = activeOperation('acquire');
       op?.span.setAttribute(at.lockWokenBy, wokenBy);
-      const now = performance.now();
+      // One hand-off per grant, from the last release among its keys.
+      let lastRelease: number | undefined;
       for (const key of keys) {
         const releasedAt = released.get(key);
         if (releasedAt === undefined) continue;
         released.delete(key);
-        if (wokenBy === 'release' && op)
-          m.lockHandOff.record(now - releasedAt, metricAttributes(op.attributes));
+        lastRelease = Math.max(lastRelease ?? releasedAt, releasedAt);
+      }
+      if (wokenBy === 'release' && op && lastRelease !== undefined) {
+        m.lockHandOff.record(performance.now() - lastRelease, metricAttributes(op.attributes));
       }
     }),
     listen<LockReleaseEvent>(channelNames.lockRelease, ({ keys, released: letGo }) => {
