@@ -2,7 +2,14 @@ import 'reflect-metadata';
 import { hasSubscribers } from 'node:diagnostics_channel';
 import { Injectable } from '@nestjs/common';
 import { SpanStatusCode } from '@opentelemetry/api';
-import { channelNames, Locked, LockService, RedisTx, type Lock } from '../../lib/index.js';
+import {
+  channelNames,
+  InvalidOptionsError,
+  Locked,
+  LockService,
+  RedisTx,
+  type Lock,
+} from '../../lib/index.js';
 import { tracing } from '../../lib/diagnostics/redis-tx.tracing.js';
 import { attributeNames as at, metricNames } from '../../lib/otel/index.js';
 import { expireLock } from '../../lib/testing/index.js';
@@ -175,6 +182,16 @@ describe('nestjs-redis-tx/otel: locks', () => {
     expect(otel.spans().filter((span) => parentOf(span) === holdId).length).toBeGreaterThanOrEqual(
       1,
     );
+  });
+
+  it('refuses a traceName that is not a non-empty string, before touching Redis', async () => {
+    await expect(locks().acquire('named:1', { traceName: 42 as never })).rejects.toThrow(
+      InvalidOptionsError,
+    );
+    await expect(bed.app.get(RedisTx).run(async () => {}, { traceName: '' })).rejects.toThrow(
+      /traceName/,
+    );
+    expect(otel.librarySpans()).toEqual([]);
   });
 
   it('once unregistered, leaves no subscriber and wraps no call', async () => {
