@@ -56,6 +56,14 @@ export type {
   TransactionRollbackEvent,
   TransactionStartEvent,
 } from './diagnostics/redis-tx.channels.js';
+export { tracingChannelNames } from './diagnostics/redis-tx.tracing.js';
+export type {
+  LockAcquireTrace,
+  LockHoldTrace,
+  LockTraceMode,
+  TransactionTrace,
+  TransactionTraceOutcome,
+} from './diagnostics/redis-tx.tracing.js';
 export type { RedisClient } from './connection/redis-client.js';
 
 export * from './errors/index.js';

@@ -10,6 +10,7 @@ const documentedExports = [
   'LockService',
   'Locked',
   'channelNames',
+  'tracingChannelNames',
   'RedisTxError',
   'TransactionAbortedError',
   'TransactionCrossSlotError',
@@ -52,6 +53,71 @@ describe('the built package entry', () => {
     expect(JSON.parse(names!)).toEqual([...documentedExports].sort());
     expect(Number(errorCount)).toBe(
       documentedExports.filter((n) => n.endsWith('Error')).length - 1,
+    );
+  });
+});
+
+describe('the built nestjs-redis-tx/otel entry', () => {
+  /**
+   * Imports `entry` in a fresh Node process whose module loader refuses
+   * @opentelemetry/api, as in an app that has not installed it.
+   */
+  const importWithoutOtel = (entry: string): string => {
+    const hooks = `export async function resolve(specifier, context, next) {
+      if (specifier === '@opentelemetry/api' || specifier.startsWith('@opentelemetry/api/'))
+        throw new Error('@opentelemetry/api was loaded');
+      return next(specifier, context);
+    }`;
+    const register = `import { register } from 'node:module';
+      register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hooks)}`)});`;
+    const script = `try { await import(${JSON.stringify(entry)}); console.log('loaded'); }
+      catch (error) { console.log(error.message); }`;
+    return execFileSync(
+      process.execPath,
+      [
+        '--import',
+        `data:text/javascript,${encodeURIComponent(register)}`,
+        '--input-type=module',
+        '-e',
+        script,
+      ],
+      { encoding: 'utf8' },
+    ).trim();
+  };
+
+  it('nestjs-redis-tx loads without @opentelemetry/api; nestjs-redis-tx/otel is where it is needed', () => {
+    expect(importWithoutOtel('nestjs-redis-tx')).toBe('loaded');
+    expect(importWithoutOtel('nestjs-redis-tx/otel')).toBe('@opentelemetry/api was loaded');
+  });
+
+  it('a CommonJS require() of nestjs-redis-tx loads nothing of OpenTelemetry', () => {
+    const script = `require('nestjs-redis-tx');
+      console.log(Object.keys(require.cache).filter((path) => path.includes('@opentelemetry')).length);`;
+    const loaded = execFileSync(process.execPath, ['--input-type=commonjs', '-e', script], {
+      encoding: 'utf8',
+    }).trim();
+    expect(loaded).toBe('0');
+  });
+
+  it.each([
+    [
+      'an ES module importer',
+      ['--input-type=module'],
+      `const m = await import('nestjs-redis-tx/otel');`,
+    ],
+    [
+      'a CommonJS require()',
+      ['--input-type=commonjs'],
+      `const m = require('nestjs-redis-tx/otel');`,
+    ],
+  ])('exports the instrumentation, its module and its names to %s', (_label, flags, load) => {
+    const names = execFileSync(
+      process.execPath,
+      [...flags, '-e', `${load} console.log(Object.keys(m).sort().join());`],
+      { encoding: 'utf8' },
+    ).trim();
+    expect(names).toBe(
+      'RedisTxOtelModule,attributeNames,metricNames,registerRedisTxInstrumentation',
     );
   });
 });

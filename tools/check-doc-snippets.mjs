@@ -29,6 +29,7 @@ const out = join(root, '.tmp', 'doc-snippets');
 /** The package's entry points, by import specifier: one line per entry point. */
 const entryPoints = {
   'nestjs-redis-tx': 'lib/index.ts',
+  'nestjs-redis-tx/otel': 'lib/otel/index.ts',
   'nestjs-redis-tx/terminus': 'lib/terminus/index.ts',
   'nestjs-redis-tx/testing': 'lib/testing/index.ts',
 };

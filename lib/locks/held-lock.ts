@@ -1,4 +1,5 @@
 import { channels } from '../diagnostics/redis-tx.channels.js';
+import { endLockHold } from '../diagnostics/lock.tracing.js';
 import { LockLostError } from '../errors/lock-lost.error.js';
 import { messages } from '../redis-tx.messages.js';
 import { checkLockOptions } from './lock-options.validator.js';
@@ -309,6 +310,7 @@ export class HeldLock implements Lock {
     this.stopWatchdog();
     channels.lockLoss.publish(() => ({ keys: this.keys, reason: message }));
     this.lossError = new LockLostError(message, this.keys.join(', '));
+    endLockHold(this, this.lossError);
     // Aborted already by the shutdown: that reason stands (abort is once only).
     (this.controller ??= new AbortController()).abort(this.lossError);
   }

@@ -12,6 +12,7 @@ const usingKeys = optionKeys<LockUsingOptions>({
   replicaAcks: true,
   replicaAckTimeoutMs: true,
   lockAtLeastFor: true,
+  traceName: true,
 });
 const lockedKeys = optionKeys<LockedOptions>({
   ttlMs: true,
@@ -22,6 +23,7 @@ const lockedKeys = optionKeys<LockedOptions>({
   replicaAckTimeoutMs: true,
   lockAtLeastFor: true,
   onBusy: true,
+  traceName: true,
 });
 
 /**
@@ -66,6 +68,7 @@ export function checkLockOptions(
     replicaAcks,
     replicaAckTimeoutMs,
     lockAtLeastFor,
+    traceName,
   } = options;
   const whole = (name: string, value: unknown, min: number) => {
     if (
@@ -91,6 +94,8 @@ export function checkLockOptions(
   }
   if (signal !== undefined && !(signal instanceof AbortSignal))
     invalid(where, 'signal', 'an AbortSignal', signal);
+  if (traceName !== undefined && (typeof traceName !== 'string' || traceName === ''))
+    invalid(where, 'traceName', 'a non-empty string', traceName);
 }
 
 function invalid(where: string, option: string, expected: string, got: unknown): never {

@@ -21,6 +21,13 @@ export interface LockOptions {
   replicaAcks?: number;
   /** How long to wait for those acknowledgements. 100 ms. */
   replicaAckTimeoutMs?: number;
+  /**
+   * The lock's name in traces and metrics (`nestjs-redis-tx/otel`, the
+   * tracing channels): a template such as `'order'`, never a concrete key,
+   * so that their attributes stay few. Defaults to `@Locked() on
+   * Class.method`, or the method called (`LockService.using()`, …).
+   */
+  traceName?: string;
 }
 
 /** Options of a lock held around a piece of work (`@Locked`, `LockService.using`). */

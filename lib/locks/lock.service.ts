@@ -1,6 +1,8 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { Inject, Injectable, type BeforeApplicationShutdown } from '@nestjs/common';
 import { channels } from '../diagnostics/redis-tx.channels.js';
+import { endLockHold, startLockHold, traceLockAcquire } from '../diagnostics/lock.tracing.js';
+import { tracing } from '../diagnostics/redis-tx.tracing.js';
 import { LockNotAcquiredError } from '../errors/lock-not-acquired.error.js';
 import { ShuttingDownError } from '../errors/shutting-down.error.js';
 import { REDIS_TX_OPTIONS } from '../module/redis-tx.constants.js';
@@ -32,7 +34,8 @@ import type { LockedOptions, LockOptions, LockUsingOptions } from './lock.option
 import { ReentrantLock } from './reentrant-lock.js';
 import { settleWithin } from './settle-within.js';
 
-type Resolved = LockTerms & { signal?: AbortSignal };
+/** `traceName`: the lock's template in the tracing channels, never a concrete key. */
+type Resolved = LockTerms & { signal?: AbortSignal; traceName: string };
 
 /**
  * Distributed locks: exclusive, read/write, and counting semaphores, with
@@ -69,7 +72,10 @@ export class LockService implements BeforeApplicationShutdown {
       extend: (part, mode, ttlMs) => store.extend(part, mode, ttlMs),
       release: (part, mode) => store.release(part, mode),
       leaseEndsAt: (sentAt, ttlMs) => store.leaseEndsAt(sentAt, ttlMs),
-      forget: (lock) => this.held.delete(lock),
+      forget: (lock) => {
+        this.held.delete(lock);
+        endLockHold(lock);
+      },
     };
   }
 
@@ -106,7 +112,7 @@ export class LockService implements BeforeApplicationShutdown {
     checkLockOptions(options, label);
     refuseLockAtLeastFor(options, label);
     const names = checkLockNames(key, this.defaults.maxKeyLength, label);
-    return this.acquireChecked(names, this.resolve(options));
+    return this.acquireChecked(names, this.resolve(options, label));
   }
 
   /** Runs `fn` holding the lock, and releases it however `fn` ends (kept until `lockAtLeastFor`, if given). */
@@ -118,7 +124,12 @@ export class LockService implements BeforeApplicationShutdown {
     checkLockOptionKeys(options, 'using', 'LockService.using()');
     checkLockOptions(options, 'LockService.using()');
     const names = checkLockNames(key, this.defaults.maxKeyLength, 'LockService.using()');
-    return this.runHolding(names, this.resolve(options), fn, options.lockAtLeastFor);
+    return this.runHolding(
+      names,
+      this.resolve(options, 'LockService.using()'),
+      fn,
+      options.lockAtLeastFor,
+    );
   }
 
   /** Whether anyone holds the lock now (any mode). */
@@ -180,7 +191,7 @@ export class LockService implements BeforeApplicationShutdown {
     try {
       return await this.runHolding(
         names,
-        this.resolve(options),
+        this.resolve(options, label),
         () => {
           entered = true;
           return fn();
@@ -254,7 +265,7 @@ export class LockService implements BeforeApplicationShutdown {
     }
   }
 
-  private resolve(options: LockOptions): Resolved {
+  private resolve(options: LockOptions, entry: string): Resolved {
     const { permits, mode, signal } = options;
     const resolved: Resolved = {
       mode: permits !== undefined ? 's' : mode === 'read' ? 'r' : 'w',
@@ -264,13 +275,23 @@ export class LockService implements BeforeApplicationShutdown {
       replicaAcks: options.replicaAcks ?? this.defaults.replicaAcks,
       replicaAckTimeoutMs: options.replicaAckTimeoutMs ?? this.defaults.replicaAckTimeoutMs,
       signal,
+      traceName: options.traceName ?? entry,
     };
     this.store.refuseUnsupported(resolved, 'LockService');
     return resolved;
   }
 
+  /** Acquires, published on the `lock.acquire` tracing channel when it has subscribers. */
+  private acquireChecked(names: string[], options: Resolved): Promise<Lock> {
+    return tracing.lockAcquire.hasSubscribers
+      ? traceLockAcquire(options.traceName, modeName(options.mode), names.length, () =>
+          this.acquireUntraced(names, options),
+        )
+      : this.acquireUntraced(names, options);
+  }
+
   /** Re-enters what this call chain already holds and acquires the rest, all or none. */
-  private async acquireChecked(names: string[], options: Resolved): Promise<Lock> {
+  private async acquireUntraced(names: string[], options: Resolved): Promise<Lock> {
     if (this.closing) {
       throw new LockNotAcquiredError(messages.lockShuttingDown, names, { reason: 'shutdown' });
     }
@@ -384,6 +405,16 @@ export class LockService implements BeforeApplicationShutdown {
     await Promise.all(parts.map((part) => this.store.release(part, mode).catch(() => false)));
   }
 
+  private newHeldLock(
+    parts: HeldPart[],
+    options: Resolved,
+    sentAt: number,
+    leaseEnd: number,
+  ): HeldLock {
+    const mode = modeName(options.mode);
+    return new HeldLock(parts, mode, options.mode, options.ttlMs, this.backend, sentAt, leaseEnd);
+  }
+
   private hold(
     parts: HeldPart[],
     options: Resolved,
@@ -393,15 +424,11 @@ export class LockService implements BeforeApplicationShutdown {
     wokenBy: WokenBy,
   ): HeldLock {
     const mode = modeName(options.mode);
-    const lock = new HeldLock(
-      parts,
-      mode,
-      options.mode,
-      options.ttlMs,
-      this.backend,
-      sentAt,
-      leaseEnd,
-    );
+    const lock = tracing.lockHold.hasSubscribers
+      ? startLockHold(options.traceName, mode, parts.length, () =>
+          this.newHeldLock(parts, options, sentAt, leaseEnd),
+        )
+      : this.newHeldLock(parts, options, sentAt, leaseEnd);
     this.held.add(lock);
     this.store.held(lock);
     channels.lockAcquire.publish(() => ({

@@ -7,6 +7,7 @@ const transactionKeys = optionKeys<TransactionOptions>({
   watch: true,
   retries: true,
   propagation: true,
+  traceName: true,
 });
 
 /** Checks options where they are written (decorator or call), before anything touches Redis. */
@@ -15,7 +16,7 @@ export function checkTransactionOptions(options: TransactionOptions, where: stri
     throw new InvalidOptionsError('options', messages.optionsNotObject(where, options));
   }
   refuseUnknownKeys(options, transactionKeys, where);
-  const { watch, retries, propagation } = options;
+  const { watch, retries, propagation, traceName } = options;
   if (
     watch !== undefined &&
     typeof watch !== 'function' &&
@@ -28,6 +29,9 @@ export function checkTransactionOptions(options: TransactionOptions, where: stri
   }
   if (propagation !== undefined && !propagations.includes(propagation)) {
     invalid(where, 'propagation', propagations.map((p) => `'${p}'`).join(', '), propagation);
+  }
+  if (traceName !== undefined && (typeof traceName !== 'string' || traceName === '')) {
+    invalid(where, 'traceName', 'a non-empty string', traceName);
   }
 }
 

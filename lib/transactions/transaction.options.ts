@@ -23,6 +23,12 @@ export interface TransactionOptions {
   retries?: number;
   /** Default `'required'`. */
   propagation?: Propagation;
+  /**
+   * The transaction's name in traces and metrics (`nestjs-redis-tx/otel`,
+   * the tracing channels): a template, never a concrete key. Defaults to
+   * `Class.method`, or `RedisTx.run()`.
+   */
+  traceName?: string;
 }
 
 /** What `RedisTx.run` resolves to. */

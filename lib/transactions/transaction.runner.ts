@@ -7,6 +7,8 @@ import type { QueuedCommand, TxConnection } from '../connection/tx-connection.js
 import { clusterRedirect, lostBeforeExec } from '../connection/cluster-redirect.js';
 import { isConnectionLostError } from '../connection/redis-client.js';
 import { channels } from '../diagnostics/redis-tx.channels.js';
+import { tracing } from '../diagnostics/redis-tx.tracing.js';
+import { traceTransaction } from '../diagnostics/transaction.tracing.js';
 import { TransactionAbortedError } from '../errors/transaction-aborted.error.js';
 import { LockLostError } from '../errors/lock-lost.error.js';
 import { NoActiveTransactionError } from '../errors/no-active-transaction.error.js';
@@ -99,9 +101,9 @@ export class TransactionRunner implements BeforeApplicationShutdown {
           return this.join(active, fn, watchKeys, label);
         case 'required':
           if (active) return this.join(active, fn, watchKeys, label);
-          return this.beginTracked(fn, watchKeys, options.retries, label);
+          return this.beginTracked(fn, watchKeys, options, label);
         case 'requires_new':
-          return this.beginTracked(fn, watchKeys, options.retries, label);
+          return this.beginTracked(fn, watchKeys, options, label);
       }
     } catch (error) {
       return Promise.reject(error as Error);
@@ -124,11 +126,15 @@ export class TransactionRunner implements BeforeApplicationShutdown {
   private beginTracked<T>(
     fn: () => T | Promise<T>,
     watchKeys: readonly string[],
-    retries: number | undefined,
+    options: TransactionOptions,
     label: string,
   ): Promise<TransactionResult<T>> {
     if (this.closing) return Promise.reject(new ShuttingDownError(messages.shuttingDown(label)));
-    const transaction = this.begin(fn, watchKeys, retries, label);
+    const transaction = tracing.transaction.hasSubscribers
+      ? traceTransaction(options.traceName ?? label, watchKeys.length > 0, () =>
+          this.begin(fn, watchKeys, options.retries, label),
+        )
+      : this.begin(fn, watchKeys, options.retries, label);
     this.running.add(transaction);
     const forget = () => void this.running.delete(transaction);
     transaction.then(forget, forget);

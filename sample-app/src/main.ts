@@ -24,8 +24,14 @@ const STOP_BOUND_MS = 30_000;
 
 let throwaway: RedisServer | undefined;
 let app: INestApplication | undefined;
+let stopTelemetry: (() => Promise<void>) | undefined;
 
 async function start(): Promise<void> {
+  // OpenTelemetry is loaded only when asked for.
+  const metricsPort = process.env.OTEL_METRICS_PORT;
+  if (metricsPort) {
+    stopTelemetry = (await import('./telemetry.js')).startTelemetry(Number(metricsPort));
+  }
   let url = process.env.REDIS_URL;
   if (!url) {
     // In a process group of its own: Ctrl-C reaches this process only, which
@@ -57,6 +63,7 @@ async function stop(): Promise<void> {
   try {
     await app?.close();
   } finally {
+    await stopTelemetry?.();
     await throwaway?.stop();
   }
 }
