@@ -77,6 +77,11 @@ export class LockService implements BeforeApplicationShutdown {
     };
   }
 
+  /** The module's `locks.keyPrefix`, for tools that look for lock keys (the Terminus lock check). @internal */
+  get keyPrefix(): string {
+    return this.defaults.keyPrefix;
+  }
+
   /** Acquires the lock, waiting up to `waitMs`; throws LockNotAcquiredError when it stays busy. */
   async acquire(key: string | readonly string[], options: LockOptions = {}): Promise<Lock> {
     checkLockOptionKeys(options, 'acquire', 'LockService.acquire()');
