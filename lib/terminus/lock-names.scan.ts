@@ -23,6 +23,8 @@ export async function scanLockNames(
   maxKeys: number,
 ): Promise<ScannedLockNames> {
   const nodes: Redis[] = client instanceof Cluster ? client.nodes('master') : [client];
+  // SCAN's pattern and replies are raw keys: ioredis adds its own keyPrefix to neither.
+  keyPrefix = `${ioredisKeyPrefix(client)}${keyPrefix}`;
   const names = new Set<string>();
   let seen = 0;
   let complete = true;
@@ -54,6 +56,13 @@ export async function scanLockNames(
     } while (cursor !== '0');
   }
   return { names: [...names].sort(), complete };
+}
+
+function ioredisKeyPrefix(client: RedisClient): string {
+  if (client instanceof Cluster) {
+    return client.options.keyPrefix ?? client.options.redisOptions?.keyPrefix ?? '';
+  }
+  return client.options.keyPrefix ?? '';
 }
 
 function escapeRegExp(text: string): string {

@@ -114,6 +114,27 @@ describe('RedisTxHealthIndicator.locksHeldWithin', () => {
     await Promise.all(held.map((lock) => lock.release()));
   });
 
+  it('finds locks behind an ioredis keyPrefix too', async () => {
+    const client = new Redis(bed.server.url, { keyPrefix: 'tenant7:' });
+    const moduleRef = await Test.createTestingModule({
+      imports: [RedisTxModule.forRoot({ connection: client }), TerminusModule, RedisTxHealthModule],
+    }).compile();
+    const prefixed = moduleRef.createNestApplication({ logger: false });
+    await prefixed.init();
+    try {
+      const lock = await prefixed.get(LockService).acquire('prefixed');
+      expect(await observer.exists('tenant7:lock:{prefixed}')).toBe(1);
+      const result = await prefixed
+        .get(RedisTxHealthIndicator)
+        .locksHeldWithin('locks', { maxHeldMs: 60_000 });
+      expect(result.locks).toMatchObject({ status: 'up', checked: 1, complete: true });
+      await lock.release();
+    } finally {
+      await prefixed.close();
+      await client.quit();
+    }
+  });
+
   it('refuses a bad or unknown option, naming it', async () => {
     const indicator = app.get(RedisTxHealthIndicator);
     await expect(indicator.locksHeldWithin('locks', { maxHeldMs: -1 })).rejects.toMatchObject({
