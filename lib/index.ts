@@ -32,6 +32,14 @@ export { LockService } from './locks/lock.service.js';
 export { Locked } from './locks/locked.decorator.js';
 export type { Lock } from './locks/lock.js';
 export type {
+  ForceReleaseResult,
+  LockHolderInfo,
+  LockHoldMode,
+  LockInspection,
+  LockWaiterInfo,
+} from './locks/admin/lock-inspection.js';
+export type { LockHandle } from './locks/portable/lock-handle.js';
+export type {
   LockDefaults,
   LockedOptions,
   LockKey,

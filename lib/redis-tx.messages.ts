@@ -166,6 +166,22 @@ export const messages = {
   testingNeedsLockStore: (redis: unknown) =>
     `RedisTxTestingModule: \`redis: ${describe(redis)}\` leaves no Redis for locks; set \`lockStore: 'in-memory'\` too, or give a Redis.`,
   lockExpiredByTest: 'its lease was ended on purpose by expireLock()',
+  lockForceReleased:
+    'LockService.forceRelease() freed it (an operator, or a health check, judged it stuck); its fencing token is stale, so a fenced resource refuses its writes',
+  lockHandedOver:
+    'lock.toHandle() handed it over to whoever adopts the handle; this process no longer renews or releases it',
+  lockAdminOnRedlock: (method: string) =>
+    `LockService.${method}() is not available with \`locks.redlock\`: each master keeps its own copy of the lock, and no one master's view is the lock's. Inspect or free the lock through a module instance without \`locks.redlock\` on each master, or wait for its lease to end by itself.`,
+  lockHandleReentered: (keys: readonly string[]) =>
+    `Lock.toHandle(): lock ${keys.map((k) => `"${k}"`).join(', ')} is re-entered in this call chain (an outer holder still has it), so it cannot be handed over; call toHandle() on the outermost lock, outside any other holder of the same keys.`,
+  lockHandleNotHeld: (keys: readonly string[]) =>
+    `Lock.toHandle(): lock ${keys.map((k) => `"${k}"`).join(', ')} is no longer held here (released, lost, or handed over already), so there is nothing to hand over.`,
+  lockHandleInvalid: (why: string) =>
+    `LockService.adopt(): the handle ${why}. Pass the object lock.toHandle() returned, unchanged (after a JSON round trip is fine).`,
+  lockHandleExpired: (keys: readonly string[], lateMs: number) =>
+    `LockService.adopt(): the lease of lock ${keys.map((k) => `"${k}"`).join(', ')} ended about ${Math.round(lateMs)} ms before the handle arrived, so it was not adopted: someone else may hold it now. Hand it over faster, or take it with a longer \`ttlMs\`.`,
+  lockHandleNotOwner: (keys: readonly string[]) =>
+    `LockService.adopt(): lock ${keys.map((k) => `"${k}"`).join(', ')} is no longer held by the handle's holder (its lease ended, or it was force-released), so it was not adopted: someone else may hold it now.`,
   expireLockForeign:
     'expireLock(): that lock was not acquired through LockService (or @Locked); pass the lock that LockService.acquire(), tryAcquire() or using() gave you.',
   lockNotHeldDuring: (key: string, seen: readonly string[]) =>

@@ -1,11 +1,13 @@
 import { channels } from '../diagnostics/redis-tx.channels.js';
 import { endLockHold } from '../diagnostics/lock.tracing.js';
-import { LockLostError } from '../errors/lock-lost.error.js';
+import { InvalidOptionsError } from '../errors/invalid-options.error.js';
+import { LockLostError, type LockLossReason } from '../errors/lock-lost.error.js';
 import { messages } from '../redis-tx.messages.js';
 import { checkLockOptions } from './lock-options.validator.js';
 import type { Lock } from './lock.js';
 import type { LockRedisKeys } from './lock-keys.js';
 import type { LockMode } from './lock.options.js';
+import { lockHandle, type LockHandle } from './portable/lock-handle.js';
 
 /** One name of a lock as held in Redis. */
 export interface HeldPart {
@@ -22,6 +24,8 @@ export interface LockBackend {
   /** When a lease of `ttlMs` set by a request sent at `sentAt` may have ended (see lease-validity.ts). */
   leaseEndsAt(sentAt: number, ttlMs: number): number;
   forget(lock: HeldLock): void;
+  /** Why a part whose renewal found it gone was lost (see LockStore.lossReason). */
+  lossReason(part: HeldPart): Promise<LockLossReason>;
 }
 
 export type ScriptMode = 'w' | 'r' | 's';
@@ -187,10 +191,40 @@ export class HeldLock implements Lock {
    */
   async expireNow(): Promise<void> {
     if (this.released || this.lost) return;
-    this.lose(messages.lockLost(this.keys.join(', '), messages.lockExpiredByTest));
+    this.lose(
+      messages.lockLost(this.keys.join(', '), messages.lockExpiredByTest),
+      'expired-by-test',
+    );
     await Promise.all(
       this.parts.map((p) => this.backend.release(p, this.scriptMode).catch(() => false)),
     );
+  }
+
+  /**
+   * Hands the lock over (see Lock.toHandle): from here on this process
+   * neither renews nor releases it, `signal` aborts with LockLostError
+   * (`handed-over`), and release() returns false without touching the store.
+   */
+  toHandle(): LockHandle {
+    this.loseIfLeaseEnded();
+    if (this.lossError && !this.released) throw this.lossError;
+    if (this.released) {
+      throw new InvalidOptionsError('toHandle', messages.lockHandleNotHeld(this.keys));
+    }
+    if (this.holds > 1) {
+      throw new InvalidOptionsError('toHandle', messages.lockHandleReentered(this.keys));
+    }
+    const handle = lockHandle(this.parts, this.mode, this.ttlMs, this.leaseEnd - performance.now());
+    this.holds = 0;
+    this.released = true;
+    this.stopWatchdog();
+    this.backend.forget(this);
+    const keys = this.keys.join(', ');
+    this.lossError = new LockLostError(messages.lockLost(keys, messages.lockHandedOver), keys, {
+      reason: 'handed-over',
+    });
+    (this.controller ??= new AbortController()).abort(this.lossError);
+    return handle;
   }
 
   async extend(ttlMs = this.ttlMs): Promise<boolean> {
@@ -216,11 +250,17 @@ export class HeldLock implements Lock {
     // nothing about the time between: the lock counts as lost from that end.
     this.loseIfLeaseEnded();
     if (this.lost || !results.every(Boolean)) {
+      const reason = this.lost ? 'lease-expired' : await this.whyGone(results);
+      // Released while the store was asked: release() has settled the parts.
+      if (this.released && !this.lost) return false;
       this.lose(
         messages.lockLost(
           this.keys.join(', '),
-          'its lease had ended and another holder may have taken it',
+          reason === 'force-released'
+            ? messages.lockForceReleased
+            : 'its lease had ended and another holder may have taken it',
         ),
+        reason,
       );
       this.freeRenewed(results);
       return false;
@@ -236,6 +276,17 @@ export class HeldLock implements Lock {
       durationMs: performance.now() - sentAt,
     }));
     return true;
+  }
+
+  /** Asks the store why the parts a renewal found gone were lost; a store that cannot tell says the lease ended. */
+  private async whyGone(results: readonly boolean[]): Promise<LockLossReason> {
+    const gone = this.parts.filter((_, i) => !results[i]);
+    const reasons = await Promise.all(
+      gone.map((part) =>
+        this.backend.lossReason(part).catch((): LockLossReason => 'lease-expired'),
+      ),
+    );
+    return reasons.includes('force-released') ? 'force-released' : 'lease-expired';
   }
 
   /**
@@ -304,12 +355,12 @@ export class HeldLock implements Lock {
     return true;
   }
 
-  private lose(message: string): void {
+  private lose(message: string, reason: LockLossReason = 'lease-expired'): void {
     if (this.lost) return;
     this.lost = true;
     this.stopWatchdog();
     channels.lockLoss.publish(() => ({ keys: this.keys, reason: message }));
-    this.lossError = new LockLostError(message, this.keys.join(', '));
+    this.lossError = new LockLostError(message, this.keys.join(', '), { reason });
     endLockHold(this, this.lossError);
     // Aborted already by the shutdown: that reason stands (abort is once only).
     (this.controller ??= new AbortController()).abort(this.lossError);

@@ -1,3 +1,5 @@
+import type { LockLossReason } from '../errors/lock-lost.error.js';
+import type { ForceReleaseResult, LockInspection } from './admin/lock-inspection.js';
 import type { HeldLock, HeldPart, ScriptMode } from './held-lock.js';
 
 export type WokenBy = 'first-try' | 'release' | 'poll';
@@ -63,4 +65,10 @@ export interface LockStore {
   leaseEndsAt(sentAt: number, ttlMs: number): number;
   /** Called once for each lock this store granted, as soon as it is held. */
   held(lock: HeldLock): void;
+  /** Holders, waiters and leases of one name (LockService.inspect); a store that cannot throws InvalidOptionsError. */
+  inspect(name: string): Promise<LockInspection>;
+  /** Evicts every holder, raises the fencing counter, and wakes the line (LockService.forceRelease). */
+  forceRelease(name: string): Promise<ForceReleaseResult>;
+  /** Why a part whose renewal found it gone was lost; 'lease-expired' unless the store knows better. */
+  lossReason(part: HeldPart): Promise<LockLossReason>;
 }

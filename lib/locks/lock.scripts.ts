@@ -211,3 +211,6 @@ type ScriptCall = (...keysThenArgs: (string | number)[]) => Promise<number>;
 
 /** The scripts as ioredis exposes them once registered. */
 export type LockScriptCommands = Record<keyof typeof lockScripts, ScriptCall>;
+
+/** Pieces the lock administration scripts (admin/lock-admin.scripts.ts) build on, so they follow these rules. */
+export const lockScriptParts = { now, handOff } as const;

@@ -30,6 +30,9 @@ import {
   type WokenBy,
 } from './lock-store.js';
 import type { Lock } from './lock.js';
+import type { ForceReleaseResult, LockInspection } from './admin/lock-inspection.js';
+import { adoptParts, scriptModes } from './portable/adopt-parts.js';
+import { checkLockHandle, type LockHandle } from './portable/lock-handle.js';
 import type { LockedOptions, LockOptions, LockUsingOptions } from './lock.options.js';
 import { ReentrantLock } from './reentrant-lock.js';
 import { settleWithin } from './settle-within.js';
@@ -76,7 +79,13 @@ export class LockService implements BeforeApplicationShutdown {
         this.held.delete(lock);
         endLockHold(lock);
       },
+      lossReason: (part) => store.lossReason(part),
     };
+  }
+
+  /** The module's `locks.keyPrefix`, for tools that look for lock keys (the Terminus lock check). @internal */
+  get keyPrefix(): string {
+    return this.defaults.keyPrefix;
   }
 
   /** Acquires the lock, waiting up to `waitMs`; throws LockNotAcquiredError when it stays busy. */
@@ -136,6 +145,89 @@ export class LockService implements BeforeApplicationShutdown {
   async isLocked(key: string): Promise<boolean> {
     const [name] = checkLockNames(key, this.defaults.maxKeyLength, 'LockService.isLocked()');
     return this.store.isLocked(name!);
+  }
+
+  /**
+   * What the store holds under `key` now: its holders (mode, fencing token of
+   * a writer, lease left, how long held), the line of waiters in order with
+   * how long each has waited, and for a semaphore the permits in use. A
+   * snapshot for operators and health checks, never a basis for deciding
+   * who may write (use fencing tokens for that). No secret token is in it.
+   *
+   * @throws InvalidLockKeyError for a key that could not be a lock name.
+   * @throws InvalidOptionsError with `locks.redlock` (no single view of a quorum lock).
+   * @throws RedisTxError when Redis cannot be reached or refuses (RedisPermissionError).
+   */
+  async inspect(key: string): Promise<LockInspection> {
+    const [name] = checkLockNames(key, this.defaults.maxKeyLength, 'LockService.inspect()');
+    return this.store.inspect(name!);
+  }
+
+  /**
+   * Frees a stuck lock: evicts every holder (any mode) whoever holds it,
+   * keeps the line of waiters and hands the lock to its head or wakes it,
+   * as a release does, and raises the key's fencing counter, returning a
+   * token above every one given out so far. An evicted holder finds out at
+   * its next renewal (within a third of its lease): its `signal` aborts with
+   * LockLostError (`reason: 'force-released'`), and its `release()` returns
+   * false. It may still be writing until then: only a fenced resource
+   * refuses its late writes. Meant for operators; atomic in Redis.
+   *
+   * @throws InvalidLockKeyError for a key that could not be a lock name.
+   * @throws InvalidOptionsError with `locks.redlock` (not all masters could be evicted at once).
+   * @throws RedisTxError when Redis cannot be reached or refuses (the outcome is then unknown: check with inspect()).
+   */
+  async forceRelease(key: string): Promise<ForceReleaseResult> {
+    const [name] = checkLockNames(key, this.defaults.maxKeyLength, 'LockService.forceRelease()');
+    return this.store.forceRelease(name!);
+  }
+
+  /**
+   * Takes over a lock another process handed over with `lock.toHandle()`:
+   * renews its lease by the handle's token (which proves it is still that
+   * holder's) and returns a held lock with the same keys, mode and fencing
+   * tokens, renewed, released and aborted (`signal`) as any other. Not
+   * joined to the current call chain (`current()` does not see it).
+   *
+   * @throws InvalidOptionsError when `handle` is not one toHandle() made.
+   * @throws LockNotAcquiredError with `reason: 'lease-expired'` when the
+   *   lease ended before the handle arrived, or the lock is no longer the
+   *   handle's (expired, force-released); `'connection'` when Redis could
+   *   not be reached; `'shutdown'` while the application shuts down.
+   */
+  async adopt(handle: LockHandle): Promise<Lock> {
+    const checked = checkLockHandle(handle);
+    const names = checked.keys.map(
+      (key) => checkLockNames(key, this.defaults.maxKeyLength, 'LockService.adopt()')[0]!,
+    );
+    if (this.closing) {
+      throw new LockNotAcquiredError(messages.lockShuttingDown, names, { reason: 'shutdown' });
+    }
+    const mode = scriptModes[checked.mode];
+    this.store.refuseUnsupported({ mode, replicaAcks: 0 }, 'LockService.adopt()');
+    const adopted = await adoptParts(this.store, checked, this.defaults.keyPrefix);
+    if (this.closing) {
+      await this.releaseParts(adopted.parts, mode);
+      throw new LockNotAcquiredError(messages.lockShuttingDown, names, { reason: 'shutdown' });
+    }
+    const options: Resolved = {
+      mode,
+      ttlMs: checked.ttlMs,
+      waitMs: 0,
+      permits: 0,
+      replicaAcks: 0,
+      replicaAckTimeoutMs: 0,
+      signal: undefined,
+      traceName: 'LockService.adopt()',
+    };
+    return this.hold(
+      adopted.parts,
+      options,
+      adopted.sentAt,
+      adopted.leaseEnd,
+      adopted.sentAt,
+      'first-try',
+    );
   }
 
   /** Renews a held lock's lease; false when it was no longer held. */

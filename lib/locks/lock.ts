@@ -1,4 +1,5 @@
 import type { LockMode } from './lock.options.js';
+import type { LockHandle } from './portable/lock-handle.js';
 
 /** A held lock: what `LockService.acquire` returns and what a `@Locked` method can read. */
 export interface Lock {
@@ -19,4 +20,18 @@ export interface Lock {
   release(): Promise<boolean>;
   /** Renews the lease to `ttlMs` from now (default: the lock's own). False when it was no longer held. */
   extend(ttlMs?: number): Promise<boolean>;
+  /**
+   * Hands the lock over to another process: returns a {@link LockHandle}
+   * (plain, JSON-safe) that `LockService.adopt(handle)` there turns back into
+   * a held lock with the same fencing tokens. This process lets go at once:
+   * it no longer renews or releases the lock, `signal` aborts with
+   * LockLostError (`reason: 'handed-over'`), and `release()` returns false.
+   * Until adopted, nobody renews the lease: take the lock with a `ttlMs`
+   * that covers the trip. The handle carries the holder's secret tokens.
+   *
+   * @throws InvalidOptionsError when the lock is no longer held here, or is
+   *   re-entered (an outer holder in the call chain still has it).
+   * @throws LockLostError when the lock was lost before it was handed over.
+   */
+  toHandle(): LockHandle;
 }

@@ -7,18 +7,21 @@ import { RedisConnections } from '../connection/redis-connections.js';
 import type { TxConnection } from '../connection/tx-connection.js';
 import { channels } from '../diagnostics/redis-tx.channels.js';
 import { LockNotAcquiredError } from '../errors/lock-not-acquired.error.js';
+import type { LockLossReason } from '../errors/lock-lost.error.js';
 import { isLockRefusal, lockRefusal } from '../errors/lock-refusal.js';
 import { RedisTxError } from '../errors/redis-tx.error.js';
 import { REDIS_TX_OPTIONS } from '../module/redis-tx.constants.js';
 import type { ResolvedRedisTxOptions } from '../module/redis-tx.options.js';
 import { messages } from '../redis-tx.messages.js';
 import { ackConnections } from './ack-connections.js';
+import type { ForceReleaseResult, LockInspection } from './admin/lock-inspection.js';
+import { holderToken } from './admin/holder-token.js';
+import { NodeLockAdmin } from './admin/node-lock-admin.js';
 import { modeName, type HeldPart, type ScriptMode } from './held-lock.js';
 import { lockRedisKeys, type LockRedisKeys } from './lock-keys.js';
 import { lockSlotKeys, type LockSlotKeys } from './lock-slot-keys.js';
 import type { AcquiredPart, LockStore, PartRequest, WokenBy } from './lock-store.js';
 import { leaseEndsAt } from './lease-validity.js';
-import { newToken } from './lock-token.js';
 import { type LockScriptCommands } from './lock.scripts.js';
 import { ReleaseListener, type Subscription } from './release-listener.js';
 import { ReplicaAcks } from './replica-acks.js';
@@ -37,6 +40,7 @@ export class NodeLocks implements LockStore {
   private readonly readyTimeoutMs: number;
   private readonly replicaAcks: ReplicaAcks;
   private readonly cluster: boolean;
+  private readonly admin: NodeLockAdmin;
 
   constructor(
     private readonly connections: RedisConnections,
@@ -48,6 +52,12 @@ export class NodeLocks implements LockStore {
     this.readyTimeoutMs = options.transactions.readyTimeoutMs;
     this.listener = new ReleaseListener(connections, this.slotKeys.sharded);
     this.replicaAcks = new ReplicaAcks(ackConnections(connections));
+    this.admin = new NodeLockAdmin(
+      connections,
+      options.locks.keyPrefix,
+      this.slotKeys,
+      this.readyTimeoutMs,
+    );
   }
 
   /** Every term works here: on a Cluster, replicaAcks runs WAIT on a connection pinned to the lock's master. */
@@ -56,7 +66,7 @@ export class NodeLocks implements LockStore {
   async acquirePart(name: string, request: PartRequest): Promise<AcquiredPart> {
     const keys = lockRedisKeys(this.defaults.keyPrefix, name);
     // The suffix tells the release script what this waiter wants, so it can hand the lock over.
-    const token = `${newToken()}.${request.mode}.${request.ttlMs}`;
+    const token = holderToken(request.mode, request.ttlMs, request.permits);
     // A try-lock never waits, so it never needs to hear a hand-off.
     if (request.deadline <= performance.now()) {
       return this.acquireListening(name, keys, token, request, noHandOffs);
@@ -99,6 +109,18 @@ export class NodeLocks implements LockStore {
 
   /** Nothing to watch: a loss is found by renewal or by the lease running out. */
   held(): void {}
+
+  inspect(name: string): Promise<LockInspection> {
+    return this.admin.inspect(name);
+  }
+
+  forceRelease(name: string): Promise<ForceReleaseResult> {
+    return this.admin.forceRelease(name);
+  }
+
+  lossReason(part: HeldPart): Promise<LockLossReason> {
+    return this.admin.lossReason(part);
+  }
 
   private async acquireListening(
     name: string,

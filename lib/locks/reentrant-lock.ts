@@ -1,5 +1,8 @@
 import type { HeldLock } from './held-lock.js';
+import { InvalidOptionsError } from '../errors/invalid-options.error.js';
+import { messages } from '../redis-tx.messages.js';
 import type { Lock } from './lock.js';
+import type { LockHandle } from './portable/lock-handle.js';
 
 /**
  * A lock whose keys are, at least in part, already held by the same call
@@ -44,5 +47,10 @@ export class ReentrantLock implements Lock {
   async extend(ttlMs?: number): Promise<boolean> {
     const results = await Promise.all(this.locks.map((lock) => lock.extend(ttlMs)));
     return results.every(Boolean);
+  }
+
+  /** Refused: an outer holder in the call chain still has these keys, and it decides when they go. */
+  toHandle(): LockHandle {
+    throw new InvalidOptionsError('toHandle', messages.lockHandleReentered(this.keys));
   }
 }

@@ -7,4 +7,9 @@
  */
 export { RedisTxHealthIndicator } from './redis-tx.health-indicator.js';
 export type { RedisTxConnectionStates, RedisTxHealthOptions } from './redis-tx.health-indicator.js';
+export type {
+  RedisTxLockAgeDetails,
+  RedisTxLockAgeOptions,
+  RedisTxOverdueLock,
+} from './lock-age.options.js';
 export { RedisTxHealthModule } from './redis-tx-health.module.js';

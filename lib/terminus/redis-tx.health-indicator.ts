@@ -5,7 +5,10 @@ import { RedisConnections } from '../connection/redis-connections.js';
 import type { RedisClient } from '../connection/redis-client.js';
 import { InvalidOptionsError } from '../errors/invalid-options.error.js';
 import { RedlockNodes } from '../locks/redlock/redlock.nodes.js';
+import { LockService } from '../locks/lock.service.js';
 import { messages } from '../redis-tx.messages.js';
+import { locksHeldTooLong } from './lock-age.check.js';
+import type { RedisTxLockAgeOptions } from './lock-age.options.js';
 
 export interface RedisTxHealthOptions {
   /** How long each connection has to answer PING before it counts as down. 1 000 ms. */
@@ -31,7 +34,37 @@ export class RedisTxHealthIndicator {
     private readonly health: HealthIndicatorService,
     private readonly connections: RedisConnections,
     private readonly redlock: RedlockNodes,
+    private readonly locks: LockService,
   ) {}
+
+  /**
+   * Down when a lock has been held longer than `maxHeldMs`: a holder that is
+   * stuck (alive enough to renew, but not finishing). Checks the lock names
+   * in `keys` (one inspect each), or else SCANs the lock key prefix, looking
+   * at `maxScannedKeys` keys at most (bounded work on a large keyspace; the
+   * details say whether the scan was `complete`). The details list each
+   * overdue lock (name, mode, how long held, a writer's fencing token),
+   * never a token. Held time counts from when the holder first asked (see
+   * LockService.inspect). Not available with `locks.redlock`
+   * (InvalidOptionsError, as inspect()).
+   *
+   * @throws InvalidOptionsError for a wrong option, naming it.
+   */
+  async locksHeldWithin<const Key extends string = 'locks'>(
+    key: Key,
+    options: RedisTxLockAgeOptions,
+  ): Promise<HealthIndicatorResult<Key>> {
+    const details = await locksHeldTooLong(
+      this.locks,
+      this.connections.shared,
+      this.locks.keyPrefix,
+      options,
+    );
+    const session = this.health.check(key);
+    const { checked, complete, overdue } = details;
+    const data = { checked, complete, overdue };
+    return overdue.length === 0 ? session.up(data) : session.down(data);
+  }
 
   async isHealthy<const Key extends string = 'redis'>(
     key: Key = 'redis' as Key,

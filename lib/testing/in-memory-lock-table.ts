@@ -7,6 +7,16 @@ export interface LockWant {
   permits: number;
 }
 
+/** One holder or waiter as `inspect()` lists it: the token stays inside the store's callers. */
+export interface TableMember {
+  kind: ScriptMode | 'queue';
+  mode: ScriptMode;
+  token: string;
+  fence?: number;
+  /** performance.now() when its lease ends (holders only). */
+  leaseEnd?: number;
+}
+
 /** Why a wait ended: the lock was handed over, a release woke the waiter to try, the poll timer, or the signal. */
 export type TableWake = 'granted' | 'release' | 'poll' | 'aborted';
 
@@ -42,6 +52,8 @@ export class InMemoryLockTable {
   private readonly wakers = new Map<string, (wake: TableWake) => void>();
   /** Tokens in line, each with a wake-up that came while it was not waiting. */
   private readonly kept = new Map<string, TableWake | undefined>();
+  /** Holders evicted by forceRelease(), by name: token → until when that is remembered. */
+  private readonly evictions = new Map<string, Map<string, number>>();
 
   /** The `acquire` script: the fencing token when taken, 0 when busy (joining the line when `enqueue`). */
   acquire(
@@ -155,6 +167,73 @@ export class InMemoryLockTable {
     if (this.liveWriter(entry, now)) return true;
     const live = (holders: Map<string, number>) => [...holders.values()].some((end) => end > now);
     return live(entry.readers) || live(entry.permits);
+  }
+
+  /** What `inspect()` shows of a name: live holders, then live waiters in order (at most `maxWaiters`), and how many wait. */
+  members(name: string, maxWaiters: number): { members: TableMember[]; waitingCount: number } {
+    const entry = this.entries.get(name);
+    if (!entry) return { members: [], waitingCount: 0 };
+    const now = performance.now();
+    forgetGoneWaiters(entry, now);
+    const members: TableMember[] = [];
+    const writer = this.liveWriter(entry, now);
+    if (writer) {
+      members.push({
+        kind: 'w',
+        mode: 'w',
+        token: writer.token,
+        fence: writer.fence,
+        leaseEnd: writer.expiresAt,
+      });
+    }
+    for (const [kind, holders] of [
+      ['r', entry.readers],
+      ['s', entry.permits],
+    ] as const) {
+      for (const [token, leaseEnd] of holders) {
+        if (leaseEnd > now) members.push({ kind, mode: kind, token, leaseEnd });
+      }
+    }
+    for (const waiter of entry.queue.slice(0, maxWaiters)) {
+      members.push({ kind: 'queue', mode: waiter.mode, token: waiter.token });
+    }
+    return { members, waitingCount: entry.queue.length };
+  }
+
+  /** The `forceRelease` script: evicts every holder, raises the fencing counter, and hands over or wakes the line. */
+  forceRelease(name: string): { evicted: number; fence: number } {
+    const now = performance.now();
+    const entry = this.entries.get(name);
+    let evicted = 0;
+    if (entry) {
+      const gone = this.evictions.get(name) ?? new Map<string, number>();
+      const evict = (token: string, leaseEnd: number) => {
+        gone.set(token, now + 2 * (leaseEnd - now) + 1_000);
+        evicted++;
+      };
+      const writer = this.liveWriter(entry, now);
+      if (writer) evict(writer.token, writer.expiresAt);
+      for (const holders of [entry.readers, entry.permits]) {
+        for (const [token, end] of holders) if (end > now) evict(token, end);
+        holders.clear();
+      }
+      entry.writer = undefined;
+      if (gone.size > 0) this.evictions.set(name, gone);
+    }
+    const fence = this.nextFence(name);
+    if (entry && entry.queue.length > 0) this.handOff(name, entry, now);
+    if (entry) this.settle(name, entry, 0);
+    return { evicted, fence };
+  }
+
+  /** Whether forceRelease() evicted `token` from `name` (remembered while it could still renew). */
+  wasEvicted(name: string, token: string): boolean {
+    const gone = this.evictions.get(name);
+    if (!gone) return false;
+    const now = performance.now();
+    for (const [evicted, until] of gone) if (until <= now) gone.delete(evicted);
+    if (gone.size === 0) this.evictions.delete(name);
+    return gone.has(token);
   }
 
   /** Keeps wake-ups for `token` that come while it is not waiting, until the returned function is called. */

@@ -12,7 +12,10 @@ import type {
   PartRequest,
   WokenBy,
 } from '../locks/lock-store.js';
-import { newToken } from '../locks/lock-token.js';
+import { holderToken } from '../locks/admin/holder-token.js';
+import type { LockLossReason } from '../errors/lock-lost.error.js';
+import type { ForceReleaseResult, LockInspection } from '../locks/admin/lock-inspection.js';
+import { inMemoryInspection } from './in-memory-inspection.js';
 import { REDIS_TX_OPTIONS } from '../module/redis-tx.constants.js';
 import type { ResolvedRedisTxOptions } from '../module/redis-tx.options.js';
 import { messages } from '../redis-tx.messages.js';
@@ -44,7 +47,7 @@ export class InMemoryLocks implements LockStore {
   }
 
   async acquirePart(name: string, request: PartRequest): Promise<AcquiredPart> {
-    const token = newToken();
+    const token = holderToken(request.mode, request.ttlMs, request.permits);
     const { allNames, deadline } = request;
     const want = { mode: request.mode, ttlMs: request.ttlMs, permits: request.permits };
     const canWait = deadline > performance.now();
@@ -107,4 +110,17 @@ export class InMemoryLocks implements LockStore {
 
   /** Nothing to watch: a loss is found by renewal or by the lease running out, as on Redis. */
   held(): void {}
+
+  async inspect(name: string): Promise<LockInspection> {
+    return inMemoryInspection(name, this.table);
+  }
+
+  async forceRelease(name: string): Promise<ForceReleaseResult> {
+    const { evicted, fence } = this.table.forceRelease(name);
+    return { key: name, evicted, fencingToken: fence };
+  }
+
+  async lossReason(part: HeldPart): Promise<LockLossReason> {
+    return this.table.wasEvicted(part.name, part.token) ? 'force-released' : 'lease-expired';
+  }
 }

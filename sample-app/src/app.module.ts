@@ -12,6 +12,7 @@ import { FollowsService } from './follows.service.js';
 import { HealthController } from './health.controller.js';
 import { inputPipeOptions } from './http-input.js';
 import { INSTANCE_ID } from './instance-id.js';
+import { LockAdminController } from './lock-admin.controller.js';
 import { OrdersController } from './orders.controller.js';
 import { OrdersService } from './orders.service.js';
 import { ReportService } from './report.service.js';
@@ -33,7 +34,13 @@ export class AppModule {
         TerminusModule,
         RedisTxHealthModule,
       ],
-      controllers: [HealthController, AccountsController, OrdersController, UsersController],
+      controllers: [
+        HealthController,
+        AccountsController,
+        OrdersController,
+        UsersController,
+        LockAdminController,
+      ],
       providers: [
         { provide: APP_PIPE, useFactory: () => new ValidationPipe(inputPipeOptions) },
         { provide: INSTANCE_ID, useValue: options.instanceId ?? `${hostname()}:${process.pid}` },

@@ -5,6 +5,7 @@ import type { LockStore, PartRequest } from '../../lib/locks/lock-store.js';
 import { expireLock } from '../../lib/testing/index.js';
 import type { LockAcquireEvent } from '../../lib/diagnostics/redis-tx.channels.js';
 import { nextEvent } from '../support/next-event.js';
+import { defineLockAdminConformance } from './lock-admin-conformance.js';
 
 /** One application's locks, and the store under them. */
 export interface LockHarness {
@@ -184,6 +185,10 @@ export function defineLockConformance(makeHarness: HarnessFactory): void {
     expect(await stale.release()).toBe(false);
     expect(await h.locks.isLocked('conf:expire')).toBe(true);
     expect(await next!.release()).toBe(true);
+  });
+
+  describe('inspection, forced release and hand-over', () => {
+    defineLockAdminConformance(() => h);
   });
 
   describe('a holder that stops renewing', () => {

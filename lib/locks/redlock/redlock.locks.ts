@@ -7,6 +7,8 @@ import { REDIS_TX_OPTIONS } from '../../module/redis-tx.constants.js';
 import type { ResolvedRedisTxOptions } from '../../module/redis-tx.options.js';
 import { messages } from '../../redis-tx.messages.js';
 import { InvalidOptionsError } from '../../errors/invalid-options.error.js';
+import type { LockLossReason } from '../../errors/lock-lost.error.js';
+import type { ForceReleaseResult, LockInspection } from '../admin/lock-inspection.js';
 import type { HeldLock, HeldPart, ScriptMode } from '../held-lock.js';
 import type { AcquiredPart, LockStore, LockTerms, PartRequest, WokenBy } from '../lock-store.js';
 import { leaseEndsAt } from '../lease-validity.js';
@@ -167,6 +169,25 @@ export class RedlockLocks implements LockStore {
     const q = this.quorum;
     await round.until(() => released() >= q || released() + round.pending < q);
     return released() >= q;
+  }
+
+  /** Refused: each master has its own copy of the lock, and no one master's view is the lock's. */
+  inspect(): Promise<LockInspection> {
+    return Promise.reject(
+      new InvalidOptionsError('locks.redlock', messages.lockAdminOnRedlock('inspect')),
+    );
+  }
+
+  /** Refused, like inspect(): evicting on some masters only could leave two holders. */
+  forceRelease(): Promise<ForceReleaseResult> {
+    return Promise.reject(
+      new InvalidOptionsError('locks.redlock', messages.lockAdminOnRedlock('forceRelease')),
+    );
+  }
+
+  /** No forced release here, so a lock is only ever lost with its lease. */
+  async lossReason(): Promise<LockLossReason> {
+    return 'lease-expired';
   }
 
   /** Whether a majority of masters hold the lock now. */
