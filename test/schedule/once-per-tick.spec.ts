@@ -4,6 +4,9 @@ import { Inject, Injectable, type INestApplication } from '@nestjs/common';
 import { Cron } from '@nestjs/schedule';
 import { Redis } from 'ioredis';
 import { CronTicks, InjectRedis, OncePerTick, type CronRun } from '../../lib/index.js';
+import { expectNoHandlesBeyond, openHandles } from '../support/open-handles.js';
+import { RedisConnections } from '../../lib/connection/redis-connections.js';
+import { TickStore, type TickClaim } from '../../lib/schedule/tick-store.js';
 import { useRedisServer } from '../support/redis.js';
 import { Slack, eventually } from '../support/timing.js';
 import { useUnhandledRejections } from '../support/unhandled-rejections.js';
@@ -103,8 +106,10 @@ describe('@OncePerTick across instances whose clocks disagree', () => {
   useUnhandledRejections();
   let observer: Redis;
   let apps: INestApplication[] = [];
+  let baseline: Record<string, number>;
   beforeAll(() => {
     observer = new Redis(bed.server.url);
+    baseline = openHandles();
   });
   bed.beforeStop(() => observer.quit());
   beforeEach(() => observer.flushall());
@@ -112,6 +117,8 @@ describe('@OncePerTick across instances whose clocks disagree', () => {
     EverySecond.gate = undefined;
     await Promise.all(apps.map((app) => app.close()));
     apps = [];
+    // Closed applications leave no socket or timer behind.
+    await expectNoHandlesBeyond(baseline);
   });
 
   async function runs(list = 'runs'): Promise<Run[]> {
@@ -234,6 +241,34 @@ describe('@OncePerTick across instances whose clocks disagree', () => {
       scheduledAt: T0 + 2 * SECOND,
       missedTicks: 1,
     });
+  });
+
+  it('claims in Redis only a tick later than the last claimed, whatever the caller read before', async () => {
+    const app = await startTickApp(bed.server.url, 'a', [EverySecond]);
+    apps = [app];
+    // The read before the lock is only a shortcut: two firings can both pass
+    // it, and the script alone must then refuse the second.
+    const store = new TickStore(app.get(RedisConnections), 'cron:', 5_000);
+    const claim = (tick: number): TickClaim => ({
+      tick,
+      instance: 'a',
+      fencingToken: 1,
+      startedAt: tick,
+      trigger: 'tick',
+      missedTicks: 0,
+    });
+    expect(await store.claim('direct', claim(T0 + SECOND))).toEqual({ previous: undefined });
+    expect(await store.claim('direct', claim(T0 + SECOND))).toBe(false);
+    expect(await store.claim('direct', claim(T0))).toBe(false);
+    expect(await store.claim('direct', claim(T0 + 3 * SECOND))).toEqual({
+      previous: T0 + SECOND,
+    });
+    expect(await store.claim('direct', { ...claim(T0 + 5 * SECOND), trigger: 'catch-up' })).toEqual(
+      { previous: T0 + 3 * SECOND },
+    );
+    // A catch-up with no history claims nothing.
+    expect(await store.claim('fresh', { ...claim(T0), trigger: 'catch-up' })).toBe(false);
+    expect(await store.lastClaimed('direct')).toBe(T0 + 5 * SECOND);
   });
 
   it('records the last run: who, fencing token, tick, start, end and outcome, with an error by name only', async () => {

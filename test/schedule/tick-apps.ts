@@ -35,7 +35,13 @@ export async function startTickApp(
     providers: [...providers, { provide: INSTANCE, useValue: instance }],
   }).compile();
   const app = moduleRef.createNestApplication({ logger: false });
-  await app.init();
+  try {
+    await app.init();
+  } catch (error) {
+    // What did start (the Redis connections) is closed before the error surfaces.
+    await app.close();
+    throw error;
+  }
   return app;
 }
 
