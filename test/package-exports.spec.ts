@@ -9,6 +9,9 @@ const documentedExports = [
   'Transactional',
   'LockService',
   'Locked',
+  'OncePerTick',
+  'CronTicksModule',
+  'CronTicks',
   'channelNames',
   'RedisTxError',
   'TransactionAbortedError',
@@ -27,6 +30,7 @@ const documentedExports = [
   'RedisPermissionError',
   'ShuttingDownError',
   'ConnectionLostError',
+  'InvalidCronJobError',
   'RedisTxHttpException',
 ];
 
