@@ -94,8 +94,10 @@ export const messages = {
     `${label}: the \`cron\` package could not be loaded. It comes with @nestjs/schedule; install it (\`npm install @nestjs/schedule\`), or add \`cron\` to the application's dependencies where the package manager does not hoist it.`,
   cronTicksNotImported: (label: string) =>
     `${label} ran on an object that CronTicksModule has not seen: import CronTicksModule.forRoot() beside RedisTxModule, and create the class through Nest dependency injection (a singleton provider).`,
+  cronTickUnreachable: (job: string, why: string) =>
+    `Cron job "${job}": Redis could not be asked which tick was claimed last (${why}); this firing did not run and claimed nothing.`,
   cronTickClaimUnknown: (job: string) =>
-    `Cron job "${job}": the connection to Redis failed before the tick's claim was answered; the tick was not run here, and may have been claimed by nobody.`,
+    `Cron job "${job}": the connection to Redis failed after the tick's claim was sent and before its reply; the tick was not run here, and may have been claimed all the same, in which case it is missed.`,
   invalidLockKey: (label: string, key: unknown, why: string) =>
     `${label}: lock key ${describe(key)} ${why}. Return a non-empty string (or an array of them) built from the method's arguments, e.g. \`order:\${id}\`.`,
   lockBusy: (keys: readonly string[], waitMs: number) =>

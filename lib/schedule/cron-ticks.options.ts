@@ -60,7 +60,7 @@ export interface CronRun {
   outcome: 'running' | 'ok' | 'error';
   /** The name of the error it threw (`TypeError`…), never its message, which may hold data. */
   errorName?: string;
-  /** Scheduled ticks between the previous claimed tick and this one that nobody ran. */
+  /** Scheduled ticks between the previous claimed tick and this one that nobody ran, counted up to 100 (100 means at least 100). */
   missedTicks: number;
   /** Why it ran: its tick fired, or a start-up made up for missed ticks (`misfire: 'run-once'`). */
   trigger: 'tick' | 'catch-up';

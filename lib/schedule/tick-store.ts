@@ -42,11 +42,17 @@ export class TickStore {
     return tickKeys(this.keyPrefix, job);
   }
 
-  /** The last tick of `job` claimed by any instance, if any. */
+  /** The last tick of `job` claimed by any instance, if any. A read: any failure means nothing was claimed. */
   async lastClaimed(job: string): Promise<number | undefined> {
-    const connection = await this.ready(job);
-    const tick = await connection.redis.hget(this.keys(job).claimed, 'tick');
-    return tick === null ? undefined : Number(tick);
+    try {
+      const connection = await this.ready(job);
+      const tick = await connection.redis.hget(this.keys(job).claimed, 'tick');
+      return tick === null ? undefined : Number(tick);
+    } catch (cause) {
+      throw new RedisTxError(messages.cronTickUnreachable(job, (cause as Error)?.message), {
+        cause,
+      });
+    }
   }
 
   /** Claims the tick; the tick it replaced (undefined if none) when it did, false when the tick was taken. */

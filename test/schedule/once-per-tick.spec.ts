@@ -369,7 +369,10 @@ describe('@OncePerTick across instances whose clocks disagree', () => {
     const ticks = apps[0]!.get(CronTicks);
     const slack = Slack.start();
     await eventually(
-      async () => (await ticks.lastRun('catch-up'))?.outcome === 'ok',
+      async () => {
+        const run = await ticks.lastRun('catch-up');
+        return run?.scheduledAt === T0 + 5 * SECOND && run.outcome === 'ok';
+      },
       () => 10_000 + slack.ms,
       'the catch-up run ended',
     );
