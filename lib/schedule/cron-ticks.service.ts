@@ -12,6 +12,7 @@ import { RedisConnections } from '../connection/redis-connections.js';
 import { InvalidOptionsError } from '../errors/invalid-options.error.js';
 import { LockNotAcquiredError } from '../errors/lock-not-acquired.error.js';
 import { LockService } from '../locks/lock.service.js';
+import { settleWithin } from '../locks/settle-within.js';
 import { REDIS_TX_OPTIONS } from '../module/redis-tx.constants.js';
 import type { ResolvedRedisTxOptions } from '../module/redis-tx.options.js';
 import { messages } from '../redis-tx.messages.js';
@@ -53,6 +54,7 @@ export class CronTicks implements OnModuleInit, OnApplicationBootstrap, BeforeAp
   private readonly catchingUp = new AsyncLocalStorage<true>();
   private readonly jobs: { instance: object; method: string | symbol; plan: CronJobPlan }[] = [];
   private readonly catchUps = new Set<Promise<unknown>>();
+  private readonly shutdownTimeoutMs: number;
 
   /** Created by Nest's dependency injection: inject the class, never construct it. @internal */
   constructor(
@@ -63,6 +65,7 @@ export class CronTicks implements OnModuleInit, OnApplicationBootstrap, BeforeAp
     @Inject(CRON_TICKS_OPTIONS) private readonly options: ResolvedCronTicksOptions,
   ) {
     this.store = new TickStore(connections, options.keyPrefix, redisTx.transactions.readyTimeoutMs);
+    this.shutdownTimeoutMs = redisTx.shutdownTimeoutMs;
   }
 
   /** The last run of `job` by any instance (possibly still running), or undefined if it never ran. */
@@ -122,9 +125,9 @@ export class CronTicks implements OnModuleInit, OnApplicationBootstrap, BeforeAp
     }
   }
 
-  /** Lets a catch-up under way finish (the lock service bounds how long its body may take). */
+  /** Lets a catch-up under way finish, for at most `shutdownTimeoutMs`, as running lock holders are. */
   async beforeApplicationShutdown(): Promise<void> {
-    await Promise.allSettled([...this.catchUps]);
+    await settleWithin([...this.catchUps], this.shutdownTimeoutMs);
   }
 
   /**
