@@ -1,6 +1,7 @@
 /**
  * `nestjs-redis-tx`: the module, transactions (`@Transactional`, `RedisTx`),
- * locks (`@Locked`, `LockService`), the diagnostics channels and the errors.
+ * locks (`@Locked`, `LockService`), scheduled jobs claimed once per tick
+ * (`@OncePerTick`, `CronTicksModule`), the diagnostics channels and the errors.
  *
  * @module nestjs-redis-tx
  */
@@ -49,6 +50,16 @@ export type {
   RedlockConnection,
   RedlockOptions,
 } from './locks/lock.options.js';
+
+export { OncePerTick } from './schedule/once-per-tick.decorator.js';
+export { CronTicksModule } from './schedule/cron-ticks.module.js';
+export { CronTicks, type CronTickRun } from './schedule/cron-ticks.service.js';
+export type {
+  CronRun,
+  CronTicksModuleOptions,
+  MisfirePolicy,
+  OncePerTickOptions,
+} from './schedule/cron-ticks.options.js';
 
 export { channelNames } from './diagnostics/redis-tx.channels.js';
 export type {

@@ -84,6 +84,20 @@ export const messages = {
     `${label} ran on an object that RedisTxModule has not seen: create the class through Nest dependency injection (a provider or controller, not request-scoped) in an application that imports RedisTxModule.`,
   requestScoped: (className: string) =>
     `${className} is request-scoped or transient: its @Transactional and @Locked methods cannot be bound and will throw UnboundInstanceError. Move them to a singleton provider.`,
+  cronTickNoCron: (label: string) =>
+    `${label}: the method has no @Cron(), so it has no schedule to claim ticks of. Put @Cron(expression, { name }) on it, or give the expression as the \`cron\` option.`,
+  cronTickNoName: (label: string) =>
+    `${label}: the job has no name, and ticks are claimed by job name. Name it with @Cron(expression, { name: 'my-job' }) or the \`job\` option.`,
+  cronTickBadExpression: (label: string, expression: unknown, why: string) =>
+    `${label}: cron expression ${describe(expression)} cannot be used: ${why}. Give a recurring expression such as '*/5 * * * *' (five fields, or six with seconds first).`,
+  cronTickCronMissing: (label: string) =>
+    `${label}: the \`cron\` package could not be loaded. It comes with @nestjs/schedule; install it (\`npm install @nestjs/schedule\`), or add \`cron\` to the application's dependencies where the package manager does not hoist it.`,
+  cronTicksNotImported: (label: string) =>
+    `${label} ran on an object that CronTicksModule has not seen: import CronTicksModule.forRoot() beside RedisTxModule, and create the class through Nest dependency injection (a singleton provider).`,
+  cronTickUnreachable: (job: string, why: string) =>
+    `Cron job "${job}": Redis could not be asked which tick was claimed last (${why}); this firing did not run and claimed nothing.`,
+  cronTickClaimUnknown: (job: string) =>
+    `Cron job "${job}": the connection to Redis failed after the tick's claim was sent and before its reply; the tick was not run here, and may have been claimed all the same, in which case it is missed.`,
   invalidLockKey: (label: string, key: unknown, why: string) =>
     `${label}: lock key ${describe(key)} ${why}. Return a non-empty string (or an array of them) built from the method's arguments, e.g. \`order:\${id}\`.`,
   lockBusy: (keys: readonly string[], waitMs: number) =>

@@ -9,6 +9,9 @@ const documentedExports = [
   'Transactional',
   'LockService',
   'Locked',
+  'OncePerTick',
+  'CronTicksModule',
+  'CronTicks',
   'channelNames',
   'tracingChannelNames',
   'RedisTxError',
@@ -28,6 +31,7 @@ const documentedExports = [
   'RedisPermissionError',
   'ShuttingDownError',
   'ConnectionLostError',
+  'InvalidCronJobError',
   'RedisTxHttpException',
 ];
 

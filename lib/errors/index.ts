@@ -15,3 +15,4 @@ export * from './invalid-lock-key.error.js';
 export * from './redis-permission.error.js';
 export * from './shutting-down.error.js';
 export * from './connection-lost.error.js';
+export * from './invalid-cron-job.error.js';

@@ -94,8 +94,16 @@ export class RedisTxModule {
         { provide: APP_INTERCEPTOR, useClass: RedisTxHttpInterceptor },
       ],
       // RedisConnections and RedlockNodes are exported for the health
-      // indicator of `nestjs-redis-tx/terminus`, not the package's entry.
-      exports: [RedisTx, LockService, REDIS_CLIENT, RedisConnections, RedlockNodes],
+      // indicator of `nestjs-redis-tx/terminus`, not the package's entry;
+      // the options for CronTicksModule.
+      exports: [
+        RedisTx,
+        LockService,
+        REDIS_CLIENT,
+        RedisConnections,
+        RedlockNodes,
+        REDIS_TX_OPTIONS,
+      ],
     };
   }
 }

@@ -3,7 +3,7 @@ import { Module, ValidationPipe, type DynamicModule } from '@nestjs/common';
 import { APP_PIPE } from '@nestjs/core';
 import { ScheduleModule } from '@nestjs/schedule';
 import { TerminusModule } from '@nestjs/terminus';
-import { RedisTxModule } from '../../lib/index.js';
+import { CronTicksModule, RedisTxModule } from '../../lib/index.js';
 import { RedisTxHealthModule } from '../../lib/terminus/index.js';
 import { AccountsController } from './accounts.controller.js';
 import { AccountsService } from './accounts.service.js';
@@ -26,11 +26,13 @@ export interface SampleAppOptions {
 @Module({})
 export class AppModule {
   static forRedis(url: string, options: SampleAppOptions = {}): DynamicModule {
+    const instanceId = options.instanceId ?? `${hostname()}:${process.pid}`;
     return {
       module: AppModule,
       imports: [
         RedisTxModule.forRoot({ connection: url, scripts: fencingScripts }),
         ScheduleModule.forRoot(),
+        CronTicksModule.forRoot({ instanceId }),
         TerminusModule,
         RedisTxHealthModule,
       ],
@@ -43,7 +45,7 @@ export class AppModule {
       ],
       providers: [
         { provide: APP_PIPE, useFactory: () => new ValidationPipe(inputPipeOptions) },
-        { provide: INSTANCE_ID, useValue: options.instanceId ?? `${hostname()}:${process.pid}` },
+        { provide: INSTANCE_ID, useValue: instanceId },
         AccountsService,
         FollowsService,
         OrdersService,
