@@ -8,20 +8,32 @@ export const busyLoad = 1.5;
 
 const root = new URL('../../../../', import.meta.url);
 
-/** The version of an installed package, read from its package.json (some do not export it). */
-export function version(path: string): string {
-  const file = new URL(`node_modules/${path}/package.json`, root);
-  return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
+/** The version in a package.json under the repository (read as a file: some packages do not export it). */
+function version(dir: string): string {
+  try {
+    const file = new URL(`${dir}package.json`, root);
+    return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
+  } catch {
+    return 'not found';
+  }
 }
 
-export const ownVersion = () =>
-  (JSON.parse(readFileSync(new URL('package.json', root), 'utf8')) as { version: string }).version;
+const named = (name: string, dir = `node_modules/${name}/`) => `${name} ${version(dir)}`;
 
-export const machine = () =>
-  `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB`;
-
-export const redisServerVersion = () =>
-  execFileSync('redis-server', ['--version'], { encoding: 'utf8' }).trim();
+/** The machine and the versions of everything measured, one line each. */
+export function versions(): string[] {
+  const redis = execFileSync('redis-server', ['--version'], { encoding: 'utf8' }).trim();
+  const redisKit = named(
+    '@redis-kit/lock',
+    'node_modules/@nestjs-redis/lock/node_modules/@redis-kit/lock/',
+  );
+  return [
+    `machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB`,
+    `node ${process.version}; ${redis}`,
+    `${named('nestjs-redis-tx', '')}; ${named('ioredis')}; node-redis ${version('node_modules/redis/')}; ${named('@nestjs/core')}`,
+    `peers: ${named('redlock-universal')}, ${named('nestjs-redlock-universal')}, ${named('@nestjs-redis/lock')} (${redisKit}), ${named('redis-semaphore')}, ${named('@anchan828/nest-redlock')} (${named('redlock')})`,
+  ];
+}
 
 export const load = () => loadavg().map((l) => l.toFixed(2));
 

@@ -3,16 +3,7 @@ import { RedisServer } from '../../tools/redis-server.js';
 import { contended, workers, type Deployment } from './contended.js';
 import { contenders as everyContender, ours, type Contender } from './contenders/index.js';
 import { RedisMeter } from './cost.js';
-import {
-  busyLoad,
-  isBusy,
-  load,
-  machine,
-  ownVersion,
-  pingRoundTrip,
-  redisServerVersion,
-  version,
-} from './environment.js';
+import { busyLoad, isBusy, load, pingRoundTrip, versions } from './environment.js';
 import { inFlight, lanes, sequential } from './lock-workloads.js';
 import { fmt, LockResults, Report, table, times, type Versus } from './report.js';
 import { soak } from './soak.js';
@@ -35,15 +26,18 @@ const sizes = quick
       transfers: 320,
       soak: { cycles: 20_000, seconds: 8 },
       repetitions: 3,
+      // A smoke run: the first repetition doubles as warm-up.
+      warmUp: false,
     }
   : {
-      sequentialCycles: 3_000,
-      inFlightCycles: 19_200,
+      sequentialCycles: 2_000,
+      inFlightCycles: 12_800,
       contendedSections: 640,
       transactions: 6_400,
       transfers: 1_600,
       soak: { cycles: 1_000_000, seconds: 90 },
       repetitions: 3,
+      warmUp: true,
     };
 
 const report = new Report();
@@ -70,14 +64,7 @@ if (busyAtStart) {
   );
   say();
 }
-say(`- machine: ${machine()}`);
-say(`- node ${process.version}; ${redisServerVersion()}`);
-say(
-  `- nestjs-redis-tx ${ownVersion()}; ioredis ${version('ioredis')}; node-redis ${version('redis')}; @nestjs/core ${version('@nestjs/core')}`,
-);
-say(
-  `- peers: redlock-universal ${version('redlock-universal')}, nestjs-redlock-universal ${version('nestjs-redlock-universal')}, @nestjs-redis/lock ${version('@nestjs-redis/lock')} (@redis-kit/lock ${version('@nestjs-redis/lock/node_modules/@redis-kit/lock')}), redis-semaphore ${version('redis-semaphore')}, @anchan828/nest-redlock ${version('@anchan828/nest-redlock')} (redlock ${version('redlock')})`,
-);
+for (const line of versions()) say(`- ${line}`);
 say(
   `- every figure is the median of ${sizes.repetitions} repetitions, contenders taking turns in a rotating order; ratios are taken within this run`,
 );
@@ -108,6 +95,9 @@ try {
     }
   }
   const peerCount = contenders.filter((c) => c.kind === 'peer').length;
+  if (contenders.length === everyContender.length) {
+    say(`All ${contenders.length} contenders started, the NestJS ones in Nest applications.`);
+  }
   say(`Best peer: the best of the ${peerCount} peer rows (default or tuned) for that figure.`);
   say();
 
@@ -115,7 +105,7 @@ try {
   progress('uncontended, sequential');
   const seq = new LockResults(
     contenders,
-    await interleaved(contenders, sizes.repetitions, (c) =>
+    await interleaved(contenders, sizes, (c) =>
       sequential(c, lockServer.url, meter, sizes.sequentialCycles),
     ),
   );
@@ -155,7 +145,7 @@ try {
   progress('uncontended, 64 in flight');
   const flight = new LockResults(
     contenders,
-    await interleaved(contenders, sizes.repetitions, (c) =>
+    await interleaved(contenders, sizes, (c) =>
       inFlight(c, lockServer.url, meter, sizes.inFlightCycles),
     ),
   );
@@ -195,7 +185,8 @@ try {
       contenders,
       await interleaved(
         contenders,
-        sizes.repetitions,
+        // The workloads before have warmed every contender up.
+        { ...sizes, warmUp: false },
         (c) =>
           contended(
             c,
@@ -204,7 +195,6 @@ try {
             meter,
             sizes.contendedSections,
           ),
-        false,
       ),
     );
     say(
@@ -256,7 +246,7 @@ try {
   const txRows: (string | number)[][] = [];
   const txFigures = new Map<string, { perSecond: number[]; clientCpuUs: number[] }>();
   for (const [i, inFlightCount] of [1, lanes].entries()) {
-    const byName = await interleaved(txContenders, sizes.repetitions, (c) =>
+    const byName = await interleaved(txContenders, sizes, (c) =>
       transactions(c, lockServer.url, meter, sizes.transactions, inFlightCount),
     );
     const raw = byName.get(txContenders[0]!.name)!;
@@ -305,7 +295,7 @@ try {
 
   // 5: WATCH transfers
   progress('WATCH transfers');
-  const transfers = await interleaved(watchContenders, sizes.repetitions, (c) =>
+  const transfers = await interleaved(watchContenders, sizes, (c) =>
     watchTransfers(c, lockServer.url, meter, sizes.transfers),
   );
   say(

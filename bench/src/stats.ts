@@ -27,16 +27,15 @@ export function medianFigures<T extends Figures>(runs: T[]): T {
 
 /**
  * Runs `trial` for every item once per repetition, after one warm-up round
- * whose results are dropped (unless `warmUp` is false), and returns each
- * item's median figures. The
+ * whose results are dropped (if `warmUp`), and returns each item's median
+ * figures. The
  * order rotates from one repetition to the next, so that JIT warm-up, a noisy
  * moment or a slow drift of the machine does not favour one item.
  */
 export async function interleaved<I extends { name: string }, T extends Figures>(
   items: readonly I[],
-  repetitions: number,
+  { repetitions, warmUp }: { repetitions: number; warmUp: boolean },
   trial: (item: I) => Promise<T>,
-  warmUp = true,
 ): Promise<Map<string, T>> {
   const runs = new Map<string, T[]>(items.map((item) => [item.name, []]));
   if (warmUp) for (const item of items) await trial(item);
