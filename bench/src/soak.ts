@@ -1,7 +1,8 @@
 import { Redis } from 'ioredis';
 import type { Contender } from './contenders/index.js';
-import { perOp, type RedisMeter } from './cost.js';
+import { perOp, type Cost, type RedisMeter } from './cost.js';
 import { withClient } from './lock-workloads.js';
+import { median } from './stats.js';
 
 const gc = (globalThis as { gc?: () => void }).gc;
 /**
@@ -24,6 +25,7 @@ const resources = (kind: string) =>
   process.getActiveResourcesInfo().filter((r) => r === kind).length;
 
 const warmUpCycles = 10_000;
+const segments = 10;
 
 /** Workload 6: many lock cycles on one client; the heap, timers, sockets and connections must not grow. */
 export async function soak(
@@ -45,27 +47,47 @@ export async function soak(
       // Caches, pools and compiled code fill up during the first few thousand
       // cycles; growth is measured from there on.
       for (let i = 0; i < warmUpCycles; i += 1_000) await thousand();
-      const heapBefore = await settledHeap();
       const timersBefore = resources('Timeout');
       const socketsBefore = resources('TCPSocketWrap');
       const connectionsBefore = await connections();
-      const deadline = performance.now() + limits.seconds * 1000;
+      // The run is cut in ten segments with a settled heap after each one.
+      // One reading can be off by megabytes either way (pages not yet
+      // swept, buffers in flight), so growth compares the median of the
+      // first three readings with the median of the last three: a leak
+      // grows steadily, noise does not.
+      const heap = [await settledHeap()];
+      const segmentMs = (limits.seconds * 1000) / segments;
+      const costs: Cost[] = [];
       let cycles = 0;
-      const cost = await meter.measure(0, async () => {
-        while (cycles < limits.cycles && performance.now() < deadline) {
-          await thousand();
-          cycles += 1_000;
-        }
-      });
-      const heapAfter = await settledHeap();
+      for (let segment = 0; segment < segments && cycles < limits.cycles; segment++) {
+        const deadline = performance.now() + segmentMs;
+        let done = 0;
+        costs.push(
+          await meter.measure(0, async () => {
+            while (cycles + done < limits.cycles && performance.now() < deadline) {
+              await thousand();
+              done += 1_000;
+            }
+          }),
+        );
+        cycles += done;
+        heap.push(await settledHeap());
+      }
+      const total = costs.reduce((sum, c) => ({
+        ops: cycles,
+        wallMs: sum.wallMs + c.wallMs,
+        clientCpuUs: sum.clientCpuUs + c.clientCpuUs,
+        redisCpuUs: sum.redisCpuUs + c.redisCpuUs,
+        redisCommands: sum.redisCommands + c.redisCommands,
+      }));
       return {
         cycles,
-        heapGrowthMb: (heapAfter - heapBefore) / 2 ** 20,
+        heapGrowthMb: (median(heap.slice(-3)) - median(heap.slice(0, 3))) / 2 ** 20,
         timerGrowth: resources('Timeout') - timersBefore,
         socketGrowth: resources('TCPSocketWrap') - socketsBefore,
         connectionGrowth: (await connections()) - connectionsBefore,
         measuredAfterGc: gc !== undefined,
-        ...perOp({ ...cost, ops: cycles }),
+        ...perOp({ ...total, ops: cycles }),
       };
     });
   } finally {
