@@ -11,18 +11,12 @@ export function percentile(values: number[], p: number): number {
   return sorted[Math.max(0, index)]!;
 }
 
-export function mean(values: number[]): number {
-  return values.reduce((sum, v) => sum + v, 0) / values.length;
-}
+/** A trial's figures: numbers, and yes/no checks such as "counter exact". */
+export type Figures = Record<string, number | boolean>;
 
-/** Runs `measure` `times` times and keeps, for each figure, the median over the runs. */
-export async function medianOf<T extends Record<string, number | boolean>>(
-  times: number,
-  measure: () => Promise<T>,
-): Promise<T> {
-  const runs: T[] = [];
-  for (let i = 0; i < times; i++) runs.push(await measure());
-  const result: Record<string, number | boolean> = {};
+/** For each figure, the median over the runs (a check holds only if it held in every run). */
+export function medianFigures<T extends Figures>(runs: T[]): T {
+  const result: Figures = {};
   for (const key of Object.keys(runs[0]!)) {
     const values = runs.map((run) => run[key]!);
     result[key] =
@@ -31,14 +25,25 @@ export async function medianOf<T extends Record<string, number | boolean>>(
   return result as T;
 }
 
-export function fmt(value: number | boolean, digits = 1): string {
-  if (typeof value === 'boolean') return value ? 'yes' : 'NO';
-  if (!Number.isFinite(value)) return '—';
-  return value >= 1000 ? Math.round(value).toLocaleString('en-US') : value.toFixed(digits);
-}
-
-export function table(headers: string[], rows: (string | number | boolean)[][]): string {
-  const cells = rows.map((row) => row.map((c) => (typeof c === 'string' ? c : fmt(c))));
-  const line = (r: string[]) => `| ${r.join(' | ')} |`;
-  return [line(headers), line(headers.map(() => '---')), ...cells.map(line)].join('\n');
+/**
+ * Runs `trial` for every item once per repetition, after one warm-up round
+ * whose results are dropped (if `warmUp`), and returns each item's median
+ * figures. The
+ * order rotates from one repetition to the next, so that JIT warm-up, a noisy
+ * moment or a slow drift of the machine does not favour one item.
+ */
+export async function interleaved<I extends { name: string }, T extends Figures>(
+  items: readonly I[],
+  { repetitions, warmUp }: { repetitions: number; warmUp: boolean },
+  trial: (item: I) => Promise<T>,
+): Promise<Map<string, T>> {
+  const runs = new Map<string, T[]>(items.map((item) => [item.name, []]));
+  if (warmUp) for (const item of items) await trial(item);
+  for (let repetition = 0; repetition < repetitions; repetition++) {
+    const offset = repetition % items.length;
+    for (const item of [...items.slice(offset), ...items.slice(0, offset)]) {
+      runs.get(item.name)!.push(await trial(item));
+    }
+  }
+  return new Map([...runs].map(([name, results]) => [name, medianFigures(results)]));
 }

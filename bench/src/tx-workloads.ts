@@ -3,8 +3,7 @@ import { Injectable, Module, type DynamicModule } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Redis } from 'ioredis';
 import { channelNames, RedisTx, RedisTxModule, Transactional } from '../../lib/index.js';
-import type { Sizes } from './lock-workloads.js';
-import { medianOf } from './stats.js';
+import { perOp, type RedisMeter } from './cost.js';
 
 @Injectable()
 class Bench {
@@ -15,7 +14,14 @@ class Bench {
     this.redis.multi.incr('tx:a').incr('tx:b').set('tx:c', i);
   }
 
-  @Transactional({ watch: (from: string, to: string) => [from, to], retries: 10_000 })
+  run(i: number) {
+    return this.redis.run(() => {
+      this.redis.multi.incr('tx:a').incr('tx:b').set('tx:c', i);
+    });
+  }
+
+  // Retries without end, at the default backoff: every transfer must happen.
+  @Transactional({ watch: (from: string, to: string) => [from, to], retries: 1_000_000 })
   async transfer(from: string, to: string) {
     const [balance] = await this.redis.client.mget(from);
     if (Number(balance) < 1) return;
@@ -34,53 +40,79 @@ class BenchModule {
   }
 }
 
-async function withBench<T>(url: string, use: (bench: Bench) => Promise<T>): Promise<T> {
-  const app = await NestFactory.createApplicationContext(BenchModule.on(url), { logger: false });
-  try {
-    return await use(app.get(Bench));
-  } finally {
-    await app.close();
-  }
+/** A way to run work against Redis, opened for one trial and closed after it. */
+interface Session<W> {
+  work: W;
+  close(): Promise<void>;
+}
+export interface TxContender<W> {
+  name: string;
+  open(url: string): Promise<Session<W>>;
 }
 
-async function rate(
+async function benchApp(url: string): Promise<Session<Bench>> {
+  const app = await NestFactory.createApplicationContext(BenchModule.on(url), { logger: false });
+  return { work: app.get(Bench), close: () => app.close() };
+}
+
+async function rawClient(url: string): Promise<Session<Redis>> {
+  const redis = new Redis(url);
+  return { work: redis, close: async () => void (await redis.quit()) };
+}
+
+type Step = (i: number) => Promise<unknown>;
+
+/** Workload 4's contenders: the same three-command transaction, three ways. */
+export const txContenders: TxContender<Step>[] = [
+  {
+    name: 'raw ioredis `multi().exec()`',
+    async open(url) {
+      const { work: redis, close } = await rawClient(url);
+      return {
+        work: (i) => redis.multi().incr('tx:a').incr('tx:b').set('tx:c', i).exec(),
+        close,
+      };
+    },
+  },
+  {
+    name: '`@Transactional`',
+    async open(url) {
+      const { work: bench, close } = await benchApp(url);
+      return { work: (i) => bench.three(i), close };
+    },
+  },
+  {
+    name: '`RedisTx.run`',
+    async open(url) {
+      const { work: bench, close } = await benchApp(url);
+      return { work: (i) => bench.run(i), close };
+    },
+  },
+];
+
+/** Workload 4: `count` transactions over `lanes` concurrent lanes (1 = one after the other). */
+export async function transactions(
+  contender: TxContender<Step>,
+  url: string,
+  meter: RedisMeter,
   count: number,
   lanes: number,
-  step: (i: number) => Promise<unknown>,
-): Promise<number> {
-  const perLane = Math.ceil(count / lanes);
-  const started = performance.now();
-  await Promise.all(
-    Array.from({ length: lanes }, async (_, lane) => {
-      for (let i = 0; i < perLane; i++) await step(lane * perLane + i);
-    }),
-  );
-  return (perLane * lanes) / ((performance.now() - started) / 1000);
-}
-
-/** Workload 4: a three-command transaction, one after the other and 64 in flight. */
-export function transactional(url: string, sizes: Sizes) {
-  return medianOf(sizes.repetitions, async () => {
-    const raw = new Redis(url);
-    try {
-      const rawStep = (i: number) => raw.multi().incr('tx:a').incr('tx:b').set('tx:c', i).exec();
-      await rate(500, 1, rawStep);
-      const oursResult = await withBench(url, async (bench) => {
-        await rate(500, 1, (i) => bench.three(i));
-        return {
-          oursSequential: await rate(sizes.sequentialCycles, 1, (i) => bench.three(i)),
-          oursInFlight: await rate(sizes.inFlightCycles, 64, (i) => bench.three(i)),
-        };
-      });
-      return {
-        rawSequential: await rate(sizes.sequentialCycles, 1, rawStep),
-        rawInFlight: await rate(sizes.inFlightCycles, 64, rawStep),
-        ...oursResult,
-      };
-    } finally {
-      await raw.quit();
-    }
-  });
+) {
+  const { work: step, close } = await contender.open(url);
+  try {
+    const perLane = Math.ceil(count / lanes);
+    const run = (n: number) =>
+      Promise.all(
+        Array.from({ length: lanes }, async (_, lane) => {
+          for (let i = 0; i < n; i++) await step(lane * n + i);
+        }),
+      );
+    await run(Math.ceil(500 / lanes));
+    const cost = await meter.measure(perLane * lanes, () => run(perLane));
+    return { perSecond: cost.ops / (cost.wallMs / 1000), ...perOp(cost) };
+  } finally {
+    await close();
+  }
 }
 
 const accounts = Array.from({ length: 10 }, (_, i) => `acct:${i}`);
@@ -88,73 +120,93 @@ const pairOf = (worker: number, i: number): [string, string] => {
   const from = (worker + i) % 10;
   return [accounts[from]!, accounts[(from + 1 + ((worker + i) % 9)) % 10]!];
 };
+export const transferWorkers = 16;
 
-async function total(redis: Redis): Promise<number> {
-  return (await redis.mget(accounts)).reduce((sum, b) => sum + Number(b), 0);
+/** Workload 5's contenders: `run` makes `count` transfers for one worker. */
+interface Transfers {
+  run(worker: number, count: number): Promise<void>;
+  retries(): number;
 }
 
-/** Workload 5: 16 workers make 400 one-unit transfers between 10 accounts with WATCH. */
-export function watchTransfers(url: string, sizes: Sizes) {
-  const workers = 16;
-  const perWorker = 400 / workers;
-  return medianOf(sizes.repetitions, async () => {
-    const admin = new Redis(url);
-    const reset = () => admin.mset(Object.fromEntries(accounts.map((a) => [a, '1000'])));
-    try {
-      await reset();
-      let oursRetries = 0;
-      const onRetry = () => oursRetries++;
-      subscribe(channelNames.transactionRetry, onRetry);
-      const oursStarted = performance.now();
-      try {
-        await withBench(url, (bench) =>
-          Promise.all(
-            Array.from({ length: workers }, async (_, w) => {
-              for (let i = 0; i < perWorker; i++) await bench.transfer(...pairOf(w, i));
-            }),
-          ),
-        );
-      } finally {
-        unsubscribe(channelNames.transactionRetry, onRetry);
-      }
-      const oursMs = performance.now() - oursStarted;
-      const oursConserved = (await total(admin)) === 10_000;
-
-      await reset();
-      let rawRetries = 0;
-      const connections = await Promise.all(
-        Array.from({ length: workers }, async () => new Redis(url)),
-      );
-      const rawStarted = performance.now();
-      await Promise.all(
-        connections.map(async (redis, w) => {
-          for (let i = 0; i < perWorker; i++) {
-            const [from, to] = pairOf(w, i);
-            for (;;) {
-              await redis.watch(from, to);
-              const [balance] = await redis.mget(from);
-              if (Number(balance) < 1) {
-                await redis.unwatch();
-                break;
-              }
-              if ((await redis.multi().decrby(from, 1).incrby(to, 1).exec()) !== null) break;
-              rawRetries++;
-            }
-          }
-        }),
-      );
-      const rawMs = performance.now() - rawStarted;
-      await Promise.all(connections.map((c) => c.quit()));
+export const watchContenders: TxContender<Transfers>[] = [
+  {
+    name: 'raw `WATCH` on dedicated connections, immediate retry',
+    async open(url) {
+      const connections = Array.from({ length: transferWorkers }, () => new Redis(url));
+      let retries = 0;
       return {
-        oursPerSecond: 400 / (oursMs / 1000),
-        oursRetries,
-        oursConserved,
-        rawPerSecond: 400 / (rawMs / 1000),
-        rawRetries,
-        rawConserved: (await total(admin)) === 10_000,
+        work: {
+          async run(worker, count) {
+            const redis = connections[worker]!;
+            for (let i = 0; i < count; i++) {
+              const [from, to] = pairOf(worker, i);
+              for (;;) {
+                await redis.watch(from, to);
+                const [balance] = await redis.mget(from);
+                if (Number(balance) < 1) {
+                  await redis.unwatch();
+                  break;
+                }
+                if ((await redis.multi().decrby(from, 1).incrby(to, 1).exec()) !== null) break;
+                retries++;
+              }
+            }
+          },
+          retries: () => retries,
+        },
+        close: async () => void (await Promise.all(connections.map((c) => c.quit()))),
       };
-    } finally {
-      await admin.quit();
-    }
-  });
+    },
+  },
+  {
+    name: 'nestjs-redis-tx `@Transactional({ watch })`, default backoff',
+    async open(url) {
+      const { work: bench, close } = await benchApp(url);
+      let retries = 0;
+      const onRetry = () => retries++;
+      subscribe(channelNames.transactionRetry, onRetry);
+      return {
+        work: {
+          async run(worker, count) {
+            for (let i = 0; i < count; i++) await bench.transfer(...pairOf(worker, i));
+          },
+          retries: () => retries,
+        },
+        async close() {
+          unsubscribe(channelNames.transactionRetry, onRetry);
+          await close();
+        },
+      };
+    },
+  },
+];
+
+/** Workload 5: 16 workers make one-unit transfers between 10 accounts; the total must not change. */
+export async function watchTransfers(
+  contender: TxContender<Transfers>,
+  url: string,
+  meter: RedisMeter,
+  transfers: number,
+) {
+  const admin = new Redis(url);
+  const { work, close } = await contender.open(url);
+  try {
+    await admin.mset(Object.fromEntries(accounts.map((a) => [a, '1000'])));
+    const perWorker = Math.ceil(transfers / transferWorkers);
+    const cost = await meter.measure(perWorker * transferWorkers, () =>
+      Promise.all(
+        Array.from({ length: transferWorkers }, (_, worker) => work.run(worker, perWorker)),
+      ),
+    );
+    const balances = await admin.mget(accounts);
+    return {
+      perSecond: cost.ops / (cost.wallMs / 1000),
+      retries: work.retries(),
+      totalKept: balances.reduce((sum, b) => sum + Number(b), 0) === 10_000,
+      ...perOp(cost),
+    };
+  } finally {
+    await close();
+    await admin.quit();
+  }
 }
