@@ -325,6 +325,7 @@ export class NodeLocks implements LockStore {
     failures: ScriptFailures,
   ): Promise<number> {
     const scripts = connection.redis as unknown as LockScriptCommands;
+    connection.coalesceWrites();
     return connection.unlessLost(
       scripts[command](...args),
       (error) => failures.lost(error),
