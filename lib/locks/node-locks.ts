@@ -41,6 +41,7 @@ export class NodeLocks implements LockStore {
   private readonly replicaAcks: ReplicaAcks;
   private readonly cluster: boolean;
   private readonly admin: NodeLockAdmin;
+  private readonly recentKeys = new Map<string, LockRedisKeys>();
 
   constructor(
     private readonly connections: RedisConnections,
@@ -64,7 +65,7 @@ export class NodeLocks implements LockStore {
   refuseUnsupported(): void {}
 
   async acquirePart(name: string, request: PartRequest): Promise<AcquiredPart> {
-    const keys = lockRedisKeys(this.defaults.keyPrefix, name);
+    const keys = this.keysOf(name);
     // The suffix tells the release script what this waiter wants, so it can hand the lock over.
     const token = holderToken(request.mode, request.ttlMs, request.permits);
     // A try-lock never waits, so it never needs to hear a hand-off.
@@ -93,7 +94,7 @@ export class NodeLocks implements LockStore {
 
   /** Whether anyone holds the lock now (any mode). */
   async isLocked(name: string): Promise<boolean> {
-    const keys = lockRedisKeys(this.defaults.keyPrefix, name);
+    const keys = this.keysOf(name);
     return (
       (await this.script('nestjsRedisTxLockIsLocked', name, [
         keys.writer,
@@ -105,6 +106,21 @@ export class NodeLocks implements LockStore {
 
   leaseEndsAt(sentAt: number, ttlMs: number): number {
     return leaseEndsAt(sentAt, ttlMs);
+  }
+
+  /**
+   * The Redis keys of a lock name, remembered for the names used lately: a
+   * name is usually locked again and again, and its five keys (and, on a
+   * Cluster, its slot) are the same every time. Never mutated once made.
+   */
+  private keysOf(name: string): LockRedisKeys {
+    let keys = this.recentKeys.get(name);
+    if (!keys) {
+      if (this.recentKeys.size >= RECENT_KEYS_KEPT) this.recentKeys.clear();
+      keys = lockRedisKeys(this.defaults.keyPrefix, name);
+      this.recentKeys.set(name, keys);
+    }
+    return keys;
   }
 
   /** Nothing to watch: a loss is found by renewal or by the lease running out. */
@@ -220,7 +236,12 @@ export class NodeLocks implements LockStore {
         'nestjsRedisTxLockAcquire',
         name,
         [
-          ...scriptKeys(keys),
+          // Written out rather than spread from helpers: this runs on every acquisition.
+          keys.writer,
+          keys.readers,
+          keys.permits,
+          keys.queue,
+          keys.waiterLeases,
           this.slotKeys.fence(keys),
           token,
           options.ttlMs,
@@ -228,7 +249,8 @@ export class NodeLocks implements LockStore {
           options.permits,
           enqueue ? 1 : 0,
           pollMs * 3,
-          ...this.publishArgs(keys),
+          this.slotKeys.channel(keys),
+          this.publishCommand,
         ],
         connection,
         acquisitionFailures(name, options.allNames, releaseByToken),
@@ -279,20 +301,29 @@ export class NodeLocks implements LockStore {
     );
   }
 
-  async release(part: HeldPart, mode: ScriptMode): Promise<boolean> {
-    const released = await this.script('nestjsRedisTxLockRelease', part.name, [
-      ...scriptKeys(part.keys),
-      this.slotKeys.fence(part.keys),
+  release(part: HeldPart, mode: ScriptMode): Promise<boolean> {
+    const { keys } = part;
+    return this.script('nestjsRedisTxLockRelease', part.name, [
+      keys.writer,
+      keys.readers,
+      keys.permits,
+      keys.queue,
+      keys.waiterLeases,
+      this.slotKeys.fence(keys),
       part.token,
       mode,
-      ...this.publishArgs(part.keys),
-    ]);
-    return released === 1;
+      this.slotKeys.channel(keys),
+      this.publishCommand,
+    ]).then(isOne);
   }
 
   /** Where a script announces a hand-off, and with which command: SPUBLISH keeps it on the lock's shard. */
   private publishArgs(keys: LockRedisKeys): [channel: string, command: 'SPUBLISH' | 'PUBLISH'] {
-    return [this.slotKeys.channel(keys), this.slotKeys.sharded ? 'SPUBLISH' : 'PUBLISH'];
+    return [this.slotKeys.channel(keys), this.publishCommand];
+  }
+
+  private get publishCommand(): 'SPUBLISH' | 'PUBLISH' {
+    return this.slotKeys.sharded ? 'SPUBLISH' : 'PUBLISH';
   }
 
   /**
@@ -307,6 +338,8 @@ export class NodeLocks implements LockStore {
     failures: ScriptFailures = workFailures(name),
   ): Promise<number> {
     const connection = on ?? this.connections.locks;
+    // Ready (the common case): sent at once, with no label made for a wait that does not happen.
+    if (connection.isReady) return this.send(connection, command, name, args, failures);
     const notReady = connection.whenReady(this.readyTimeoutMs, `lock "${name}"`);
     if (!notReady) return this.send(connection, command, name, args, failures);
     return notReady.then(
@@ -436,6 +469,11 @@ class HandOffChannel implements HandOffs {
 }
 
 const noHandOffs: HandOffs = { established: () => undefined, listen: async () => true };
+
+const isOne = (reply: number): boolean => reply === 1;
+
+/** How many lock names keep their keys made (see keysOf): a few hundred kilobytes at most. */
+const RECENT_KEYS_KEPT = 4096;
 
 function scriptKeys(keys: LockRedisKeys): string[] {
   return [keys.writer, keys.readers, keys.permits, keys.queue, keys.waiterLeases];
