@@ -175,13 +175,22 @@ export class NodeLocks implements LockStore {
       const signal = options.signalForWait();
       const wake = await this.listener.wait(token, Math.min(remaining, pollMs), signal);
       if (wake.reason === 'granted') {
-        // Handed over by a release, at a moment this process cannot know:
-        // the message may have been slow, or this process paused. So it is
-        // only a wake-up: the next attempt finds the lock in this token's
-        // name and renews its lease, and the lease counts from that send.
-        // (With replicaAcks, that renewal is this connection's own write,
-        // which the replicas then acknowledge.)
         wokenBy = 'release';
+        // Handed over by a release, at a moment this process cannot know:
+        // the message may have been slow, or this process paused. But the
+        // release set the lease after the attempt just made had run (that
+        // attempt found the lock not yet ours), so the lease began after
+        // that attempt was sent: counted from there, it ends no later here
+        // than in Redis, and the lock is held without another round trip.
+        if (
+          options.replicaAcks === 0 &&
+          this.leaseEndsAt(sentAt, options.ttlMs) > performance.now()
+        ) {
+          return { part: { name, keys, token, fence: wake.fence }, sentAt, wokenBy };
+        }
+        // Too late for that count, or replicas must acknowledge this
+        // connection's own write: the next attempt finds the lock in this
+        // token's name and renews its lease, which counts from that send.
         continue;
       }
       if (wake.reason === 'aborted') {
