@@ -43,8 +43,8 @@ const SWEEPS_PER_DEADLINE = 4;
  *   refreshed, so the next call finds a promoted replica), failing every
  *   command on it; one never written is withdrawn and fails unsent.
  *
- * Costs one Map entry per command, and one timer per connection only while
- * commands are in flight.
+ * Costs one Map entry per command in flight, and one timer per connection
+ * only while commands are in flight.
  */
 export class CommandGuard {
   private readonly inFlight = new Map<SentCommand, number>();
@@ -83,10 +83,26 @@ export class CommandGuard {
 
   private track(command: SentCommand): void {
     if (this.settled(command) || this.inFlight.has(command)) return;
+    this.forgetAnswered();
     this.inFlight.set(command, this.sweeps);
     if (!this.timer) {
       this.timer = setInterval(() => this.sweep(), this.sweepMs);
       this.timer.unref();
+    }
+  }
+
+  /**
+   * Drops the oldest entries once answered. Replies come in the order commands
+   * were sent, so the entries at the front settle first: this keeps the map
+   * about as large as what is in flight, instead of holding every command
+   * sent since the last sweep (and their replies) alive until then, which
+   * under load meant tens of thousands of objects surviving into the old
+   * generation for the garbage collector to trace.
+   */
+  private forgetAnswered(): void {
+    for (const command of this.inFlight.keys()) {
+      if (!this.settled(command)) return;
+      this.inFlight.delete(command);
     }
   }
 

@@ -13,6 +13,7 @@ import {
   type RedisClient,
 } from './redis-client.js';
 import { readyWithin } from './ready-within.js';
+import { WriteCoalescer } from './write-coalescer.js';
 
 /** A queued command: its name (a Redis command or a registered script) and its arguments. */
 export type QueuedCommand = [name: string, ...args: unknown[]];
@@ -31,6 +32,7 @@ export type ExecReply = [Error | null, unknown][] | null;
 export class TxConnection {
   private closes = 0;
   private readyWait?: Promise<void>;
+  private readonly coalescer: WriteCoalescer;
 
   constructor(
     readonly redis: RedisClient,
@@ -38,6 +40,7 @@ export class TxConnection {
     onSilent?: (node: string) => void,
   ) {
     new CommandGuard(redis, commandTimeoutMs, onSilent);
+    this.coalescer = new WriteCoalescer(redis);
     redis.on('close', () => {
       this.closes++;
     });
@@ -88,8 +91,17 @@ export class TxConnection {
     return readyWithin(this.redis, timeoutMs);
   }
 
+  /**
+   * Call right before sending a command: under load, the commands of one tick
+   * leave in one socket write (see WriteCoalescer).
+   */
+  coalesceWrites(): void {
+    this.coalescer.beforeWrite();
+  }
+
   /** Sends MULTI, the commands and EXEC in one write. Call only when `isReady`. */
   exec(commands: QueuedCommand[], label: string): Promise<ExecReply> {
+    this.coalescer.beforeWrite();
     const reply = this.redis.multi(commands as unknown as unknown[][]).exec() as Promise<ExecReply>;
     return reply.catch((error: unknown) => {
       throw toExecFailure(error, label);

@@ -89,9 +89,15 @@ export class LockService implements BeforeApplicationShutdown {
   }
 
   /** Acquires the lock, waiting up to `waitMs`; throws LockNotAcquiredError when it stays busy. */
-  async acquire(key: string | readonly string[], options: LockOptions = {}): Promise<Lock> {
-    checkLockOptionKeys(options, 'acquire', 'LockService.acquire()');
-    return await this.acquireAs('LockService.acquire()', key, options);
+  acquire(key: string | readonly string[], options: LockOptions = {}): Promise<Lock> {
+    // Not an async function: the acquisition's own promise is returned, one
+    // turn less per call; bad input still rejects rather than throws.
+    try {
+      checkLockOptionKeys(options, 'acquire', 'LockService.acquire()');
+      return this.acquireAs('LockService.acquire()', key, options);
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
   }
 
   /**
@@ -383,16 +389,28 @@ export class LockService implements BeforeApplicationShutdown {
   }
 
   /** Re-enters what this call chain already holds and acquires the rest, all or none. */
-  private async acquireUntraced(names: string[], options: Resolved): Promise<Lock> {
+  private acquireUntraced(names: string[], options: Resolved): Promise<Lock> {
     if (this.closing) {
-      throw new LockNotAcquiredError(messages.lockShuttingDown, names, { reason: 'shutdown' });
+      return Promise.reject(
+        new LockNotAcquiredError(messages.lockShuttingDown, names, { reason: 'shutdown' }),
+      );
     }
     const inChain = this.chain.getStore();
+    // A call chain holding no lock has nothing to re-enter.
+    if (!inChain) return this.acquireFresh(names, options);
+    return this.acquireReentering(inChain, names, options);
+  }
+
+  private async acquireReentering(
+    inChain: ReadonlyMap<string, HeldLock>,
+    names: string[],
+    options: Resolved,
+  ): Promise<Lock> {
     // A set: one multi-key lock re-entered through several of its keys is one hold.
     const reentered = new Set<HeldLock>();
     const missing: string[] = [];
     for (const name of names) {
-      const held = inChain && heldInChain(inChain, name, options.mode);
+      const held = heldInChain(inChain, name, options.mode);
       if (held) reentered.add(held);
       else missing.push(name);
     }
@@ -449,11 +467,15 @@ export class LockService implements BeforeApplicationShutdown {
     };
     try {
       for (;;) {
-        const won = await this.acquireParts(names, request);
-        const sentAt = Math.min(...won.map((a) => a.sentAt));
-        const leaseEnd = Math.min(
-          ...won.map((a) => this.store.leaseEndsAt(a.sentAt, options.ttlMs)),
-        );
+        // Most locks have one name: taken without the loop and its arrays.
+        const won =
+          names.length === 1
+            ? [await this.store.acquirePart(names[0]!, request)]
+            : await this.acquireParts(names, request);
+        let sentAt = won[0]!.sentAt;
+        for (const a of won) sentAt = Math.min(sentAt, a.sentAt);
+        // The earliest send time gives the earliest lease end: leaseEndsAt only adds to it.
+        const leaseEnd = this.store.leaseEndsAt(sentAt, options.ttlMs);
         const parts = won.map((a) => a.part);
         // Handed over only while the lease is valid on this clock, measured
         // from when the request that won it was sent: a reply (or a wake-up)

@@ -41,6 +41,7 @@ export class NodeLocks implements LockStore {
   private readonly replicaAcks: ReplicaAcks;
   private readonly cluster: boolean;
   private readonly admin: NodeLockAdmin;
+  private readonly recentKeys = new Map<string, LockRedisKeys>();
 
   constructor(
     private readonly connections: RedisConnections,
@@ -64,7 +65,7 @@ export class NodeLocks implements LockStore {
   refuseUnsupported(): void {}
 
   async acquirePart(name: string, request: PartRequest): Promise<AcquiredPart> {
-    const keys = lockRedisKeys(this.defaults.keyPrefix, name);
+    const keys = this.keysOf(name);
     // The suffix tells the release script what this waiter wants, so it can hand the lock over.
     const token = holderToken(request.mode, request.ttlMs, request.permits);
     // A try-lock never waits, so it never needs to hear a hand-off.
@@ -93,7 +94,7 @@ export class NodeLocks implements LockStore {
 
   /** Whether anyone holds the lock now (any mode). */
   async isLocked(name: string): Promise<boolean> {
-    const keys = lockRedisKeys(this.defaults.keyPrefix, name);
+    const keys = this.keysOf(name);
     return (
       (await this.script('nestjsRedisTxLockIsLocked', name, [
         keys.writer,
@@ -105,6 +106,21 @@ export class NodeLocks implements LockStore {
 
   leaseEndsAt(sentAt: number, ttlMs: number): number {
     return leaseEndsAt(sentAt, ttlMs);
+  }
+
+  /**
+   * The Redis keys of a lock name, remembered for the names used lately: a
+   * name is usually locked again and again, and its five keys (and, on a
+   * Cluster, its slot) are the same every time. Never mutated once made.
+   */
+  private keysOf(name: string): LockRedisKeys {
+    let keys = this.recentKeys.get(name);
+    if (!keys) {
+      if (this.recentKeys.size >= RECENT_KEYS_KEPT) this.recentKeys.clear();
+      keys = lockRedisKeys(this.defaults.keyPrefix, name);
+      this.recentKeys.set(name, keys);
+    }
+    return keys;
   }
 
   /** Nothing to watch: a loss is found by renewal or by the lease running out. */
@@ -159,13 +175,22 @@ export class NodeLocks implements LockStore {
       const signal = options.signalForWait();
       const wake = await this.listener.wait(token, Math.min(remaining, pollMs), signal);
       if (wake.reason === 'granted') {
-        // Handed over by a release, at a moment this process cannot know:
-        // the message may have been slow, or this process paused. So it is
-        // only a wake-up: the next attempt finds the lock in this token's
-        // name and renews its lease, and the lease counts from that send.
-        // (With replicaAcks, that renewal is this connection's own write,
-        // which the replicas then acknowledge.)
         wokenBy = 'release';
+        // Handed over by a release, at a moment this process cannot know:
+        // the message may have been slow, or this process paused. But the
+        // release set the lease after the attempt just made had run (that
+        // attempt found the lock not yet ours), so the lease began after
+        // that attempt was sent: counted from there, it ends no later here
+        // than in Redis, and the lock is held without another round trip.
+        if (
+          options.replicaAcks === 0 &&
+          this.leaseEndsAt(sentAt, options.ttlMs) > performance.now()
+        ) {
+          return { part: { name, keys, token, fence: wake.fence }, sentAt, wokenBy };
+        }
+        // Too late for that count, or replicas must acknowledge this
+        // connection's own write: the next attempt finds the lock in this
+        // token's name and renews its lease, which counts from that send.
         continue;
       }
       if (wake.reason === 'aborted') {
@@ -220,7 +245,12 @@ export class NodeLocks implements LockStore {
         'nestjsRedisTxLockAcquire',
         name,
         [
-          ...scriptKeys(keys),
+          // Written out rather than spread from helpers: this runs on every acquisition.
+          keys.writer,
+          keys.readers,
+          keys.permits,
+          keys.queue,
+          keys.waiterLeases,
           this.slotKeys.fence(keys),
           token,
           options.ttlMs,
@@ -228,7 +258,8 @@ export class NodeLocks implements LockStore {
           options.permits,
           enqueue ? 1 : 0,
           pollMs * 3,
-          ...this.publishArgs(keys),
+          this.slotKeys.channel(keys),
+          this.publishCommand,
         ],
         connection,
         acquisitionFailures(name, options.allNames, releaseByToken),
@@ -279,20 +310,29 @@ export class NodeLocks implements LockStore {
     );
   }
 
-  async release(part: HeldPart, mode: ScriptMode): Promise<boolean> {
-    const released = await this.script('nestjsRedisTxLockRelease', part.name, [
-      ...scriptKeys(part.keys),
-      this.slotKeys.fence(part.keys),
+  release(part: HeldPart, mode: ScriptMode): Promise<boolean> {
+    const { keys } = part;
+    return this.script('nestjsRedisTxLockRelease', part.name, [
+      keys.writer,
+      keys.readers,
+      keys.permits,
+      keys.queue,
+      keys.waiterLeases,
+      this.slotKeys.fence(keys),
       part.token,
       mode,
-      ...this.publishArgs(part.keys),
-    ]);
-    return released === 1;
+      this.slotKeys.channel(keys),
+      this.publishCommand,
+    ]).then(isOne);
   }
 
   /** Where a script announces a hand-off, and with which command: SPUBLISH keeps it on the lock's shard. */
   private publishArgs(keys: LockRedisKeys): [channel: string, command: 'SPUBLISH' | 'PUBLISH'] {
-    return [this.slotKeys.channel(keys), this.slotKeys.sharded ? 'SPUBLISH' : 'PUBLISH'];
+    return [this.slotKeys.channel(keys), this.publishCommand];
+  }
+
+  private get publishCommand(): 'SPUBLISH' | 'PUBLISH' {
+    return this.slotKeys.sharded ? 'SPUBLISH' : 'PUBLISH';
   }
 
   /**
@@ -307,6 +347,8 @@ export class NodeLocks implements LockStore {
     failures: ScriptFailures = workFailures(name),
   ): Promise<number> {
     const connection = on ?? this.connections.locks;
+    // Ready (the common case): sent at once, with no label made for a wait that does not happen.
+    if (connection.isReady) return this.send(connection, command, name, args, failures);
     const notReady = connection.whenReady(this.readyTimeoutMs, `lock "${name}"`);
     if (!notReady) return this.send(connection, command, name, args, failures);
     return notReady.then(
@@ -325,6 +367,7 @@ export class NodeLocks implements LockStore {
     failures: ScriptFailures,
   ): Promise<number> {
     const scripts = connection.redis as unknown as LockScriptCommands;
+    connection.coalesceWrites();
     return connection.unlessLost(
       scripts[command](...args),
       (error) => failures.lost(error),
@@ -435,6 +478,11 @@ class HandOffChannel implements HandOffs {
 }
 
 const noHandOffs: HandOffs = { established: () => undefined, listen: async () => true };
+
+const isOne = (reply: number): boolean => reply === 1;
+
+/** How many lock names keep their keys made (see keysOf): a few hundred kilobytes at most. */
+const RECENT_KEYS_KEPT = 4096;
 
 function scriptKeys(keys: LockRedisKeys): string[] {
   return [keys.writer, keys.readers, keys.permits, keys.queue, keys.waiterLeases];
