@@ -23,6 +23,7 @@ import { lockSlotKeys, type LockSlotKeys } from './lock-slot-keys.js';
 import type { AcquiredPart, LockStore, PartRequest, WokenBy } from './lock-store.js';
 import { leaseEndsAt } from './lease-validity.js';
 import { type LockScriptCommands } from './lock.scripts.js';
+import { lockScriptSenders } from './lock-script-sender.js';
 import { ReleaseListener, type Subscription } from './release-listener.js';
 import { ReplicaAcks } from './replica-acks.js';
 
@@ -366,10 +367,8 @@ export class NodeLocks implements LockStore {
     args: (string | number)[],
     failures: ScriptFailures,
   ): Promise<number> {
-    const scripts = connection.redis as unknown as LockScriptCommands;
-    connection.coalesceWrites();
     return connection.unlessLost(
-      scripts[command](...args),
+      lockScriptSenders[command].send(connection.redis, args, connection.coalesceWrites),
       (error) => failures.lost(error),
       (error) => {
         if (refusedForFailover(error)) {
