@@ -1,10 +1,9 @@
 import { createHash } from 'node:crypto';
-import { Cluster } from 'ioredis';
+import { Cluster, Command, type Redis } from 'ioredis';
 import type { RedisClient } from '../connection/redis-client.js';
 import { lockScripts, type LockScriptCommands } from './lock.scripts.js';
 
 type Args = (string | number)[];
-type Eval = (script: string, numberOfKeys: number, ...keysThenArgs: Args) => Promise<number>;
 type ScriptName = keyof typeof lockScripts;
 
 /**
@@ -45,16 +44,36 @@ export class LockScriptSender {
     const socket = (redis as { stream?: object | null }).stream;
     if (!socket || !this.loadedOn.has(socket)) {
       if (socket) this.loadedOn.add(socket);
-      return (redis.eval as Eval)(this.lua, this.numberOfKeys, ...keysThenArgs);
+      return this.issue(redis, 'eval', this.lua, keysThenArgs);
     }
-    return (redis.evalsha as Eval)(this.sha, this.numberOfKeys, ...keysThenArgs).then(
+    return this.issue(redis, 'evalsha', this.sha, keysThenArgs).then(
       undefined,
       (error: unknown) => {
         if (!isNoScript(error)) throw error;
         beforeWrite();
-        return (redis.eval as Eval)(this.lua, this.numberOfKeys, ...keysThenArgs);
+        return this.issue(redis, 'eval', this.lua, keysThenArgs);
       },
     );
+  }
+
+  /**
+   * Made and sent as ioredis's own command methods do, less their work on
+   * arguments: the command flattens the list nested in it into the one copy
+   * it keeps, and prefixes the keys it finds through numkeys.
+   */
+  private issue(
+    redis: Redis,
+    name: 'eval' | 'evalsha',
+    script: string,
+    keysThenArgs: Args,
+  ): Promise<number> {
+    const { keyPrefix, showFriendlyErrorStack } = redis.options;
+    const command = new Command(name, [script, this.numberOfKeys, keysThenArgs], {
+      keyPrefix,
+      replyEncoding: 'utf8',
+      errorStack: showFriendlyErrorStack ? new Error() : undefined,
+    });
+    return redis.sendCommand(command) as Promise<number>;
   }
 }
 
