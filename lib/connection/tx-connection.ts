@@ -95,9 +95,9 @@ export class TxConnection {
    * Call right before sending a command: under load, the commands of one tick
    * leave in one socket write (see WriteCoalescer).
    */
-  coalesceWrites(): void {
+  readonly coalesceWrites = (): void => {
     this.coalescer.beforeWrite();
-  }
+  };
 
   /** Sends MULTI, the commands and EXEC in one write. Call only when `isReady`. */
   exec(commands: QueuedCommand[], label: string): Promise<ExecReply> {

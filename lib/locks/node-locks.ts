@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { ReplyError } from 'ioredis';
 import { clusterRedirect } from '../connection/cluster-redirect.js';
 import { isCluster } from '../connection/cluster-slots.js';
-import { isConnectionLostError } from '../connection/redis-client.js';
+import { isConnectionLostError, isReplyLostError } from '../connection/redis-client.js';
 import { RedisConnections } from '../connection/redis-connections.js';
 import type { TxConnection } from '../connection/tx-connection.js';
 import { channels } from '../diagnostics/redis-tx.channels.js';
@@ -23,6 +23,7 @@ import { lockSlotKeys, type LockSlotKeys } from './lock-slot-keys.js';
 import type { AcquiredPart, LockStore, PartRequest, WokenBy } from './lock-store.js';
 import { leaseEndsAt } from './lease-validity.js';
 import { type LockScriptCommands } from './lock.scripts.js';
+import { lockScriptSenders } from './lock-script-sender.js';
 import { ReleaseListener, type Subscription } from './release-listener.js';
 import { ReplicaAcks } from './replica-acks.js';
 
@@ -238,8 +239,6 @@ export class NodeLocks implements LockStore {
     pollMs: number,
     connection?: TxConnection,
   ): Promise<number> {
-    const releaseByToken = () =>
-      void this.release({ name, keys, token, fence: 0 }, options.mode).catch(() => false);
     try {
       return await this.script(
         'nestjsRedisTxLockAcquire',
@@ -262,7 +261,7 @@ export class NodeLocks implements LockStore {
           this.publishCommand,
         ],
         connection,
-        acquisitionFailures(name, options.allNames, releaseByToken),
+        new AcquisitionFailures(this, { name, keys, token, fence: 0 }, options),
       );
     } catch (error) {
       // Redis answered with an error (nothing was taken), or the failure is
@@ -270,7 +269,7 @@ export class NodeLocks implements LockStore {
       if (isLockRefusal(error) || error instanceof LockNotAcquiredError) throw error;
       // Anything else: the lock may be ours. Release it by token once the
       // connection is back, so that no key is stranded until its lease ends.
-      releaseByToken();
+      this.releaseByToken({ name, keys, token, fence: 0 }, options.mode);
       throw new LockNotAcquiredError(messages.lockAcquireUnknown(name, error), options.allNames, {
         reason: 'outcome-unknown',
         cause: error,
@@ -310,6 +309,11 @@ export class NodeLocks implements LockStore {
     );
   }
 
+  /** Lets go of whatever an attempt whose outcome is unknown may have taken, in the background. */
+  releaseByToken(part: HeldPart, mode: ScriptMode): void {
+    void this.release(part, mode).catch(() => false);
+  }
+
   release(part: HeldPart, mode: ScriptMode): Promise<boolean> {
     const { keys } = part;
     return this.script('nestjsRedisTxLockRelease', part.name, [
@@ -344,7 +348,7 @@ export class NodeLocks implements LockStore {
     name: string,
     args: (string | number)[],
     on?: TxConnection,
-    failures: ScriptFailures = workFailures(name),
+    failures?: ScriptFailures,
   ): Promise<number> {
     const connection = on ?? this.connections.locks;
     // Ready (the common case): sent at once, with no label made for a wait that does not happen.
@@ -354,7 +358,7 @@ export class NodeLocks implements LockStore {
     return notReady.then(
       () => this.send(connection, command, name, args, failures),
       (error: unknown) => {
-        throw failures.unsent(error);
+        throw (failures ?? workFailures(name)).unsent(error);
       },
     );
   }
@@ -364,27 +368,29 @@ export class NodeLocks implements LockStore {
     command: keyof LockScriptCommands,
     name: string,
     args: (string | number)[],
-    failures: ScriptFailures,
+    failures: ScriptFailures | undefined,
   ): Promise<number> {
-    const scripts = connection.redis as unknown as LockScriptCommands;
-    connection.coalesceWrites();
-    return connection.unlessLost(
-      scripts[command](...args),
-      (error) => failures.lost(error),
-      (error) => {
-        if (refusedForFailover(error)) {
-          // A connection pinned to a master that lost the slot: the script did
-          // not run there; have the next attempt ask the refreshed slot map.
-          const redirect = clusterRedirect(error);
-          if (redirect) this.connections.clusterWatch?.redirected(redirect);
-          return failures.unsent(error);
-        }
-        return (
-          lockRefusal(error, name, this.defaults.keyPrefix) ??
-          // Refused unsent by a connection that was going away (a failover).
-          (isConnectionLostError(error) ? failures.unsent(error) : error)
-        );
-      },
+    return lockScriptSenders[command]
+      .send(connection.redis, args, connection.coalesceWrites)
+      .then(undefined, (error: unknown) => {
+        throw this.failure(error, name, failures ?? workFailures(name));
+      });
+  }
+
+  /** What a script's failure becomes: its reply lost with the connection, a refusal, or not sent at all. */
+  private failure(error: unknown, name: string, failures: ScriptFailures): unknown {
+    if (isReplyLostError(error)) return failures.lost(error);
+    if (refusedForFailover(error)) {
+      // A connection pinned to a master that lost the slot: the script did
+      // not run there; have the next attempt ask the refreshed slot map.
+      const redirect = clusterRedirect(error);
+      if (redirect) this.connections.clusterWatch?.redirected(redirect);
+      return failures.unsent(error);
+    }
+    return (
+      lockRefusal(error, name, this.defaults.keyPrefix) ??
+      // Refused unsent by a connection that was going away (a failover).
+      (isConnectionLostError(error) ? failures.unsent(error) : error)
     );
   }
 }
@@ -417,31 +423,31 @@ function workFailures(name: string): ScriptFailures {
 /**
  * An acquisition: nothing sent is a refusal for `connection` (nothing was
  * taken); a lost reply is `outcome-unknown`, and whatever the script took is
- * released by token (`onLost`). A lock already ours (a hand-off) is released
- * either way (`onUnsent`).
+ * released by token. One object per attempt, its messages made only on a failure.
  */
-function acquisitionFailures(
-  name: string,
-  keys: readonly string[],
-  onLost: () => void,
-  onUnsent: () => void = () => undefined,
-): ScriptFailures {
-  return {
-    unsent: (cause) => {
-      onUnsent();
-      const message = refusedForFailover(cause)
-        ? messages.lockRefusedForFailover(keys, (cause as Error).message)
-        : messages.lockUnreachable(keys);
-      return new LockNotAcquiredError(message, keys, { reason: 'connection', cause });
-    },
-    lost: (cause) => {
-      onLost();
-      return new LockNotAcquiredError(messages.lockAcquireUnknown(name, cause), keys, {
-        reason: 'outcome-unknown',
-        cause,
-      });
-    },
-  };
+class AcquisitionFailures implements ScriptFailures {
+  constructor(
+    private readonly locks: NodeLocks,
+    private readonly part: HeldPart,
+    private readonly request: PartRequest,
+  ) {}
+
+  unsent(cause: unknown): Error {
+    const keys = this.request.allNames;
+    const message = refusedForFailover(cause)
+      ? messages.lockRefusedForFailover(keys, (cause as Error).message)
+      : messages.lockUnreachable(keys);
+    return new LockNotAcquiredError(message, keys, { reason: 'connection', cause });
+  }
+
+  lost(cause: unknown): Error {
+    this.locks.releaseByToken(this.part, this.request.mode);
+    return new LockNotAcquiredError(
+      messages.lockAcquireUnknown(this.part.name, cause),
+      this.request.allNames,
+      { reason: 'outcome-unknown', cause },
+    );
+  }
 }
 
 /** The hand-off channel of one lock, subscribed on demand. */

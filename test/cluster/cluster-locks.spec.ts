@@ -207,6 +207,33 @@ describe('locks on Redis Cluster', () => {
     expect(left.filter((key) => !key.startsWith('app:lock:fence:'))).toEqual([]);
   });
 
+  it('survives a flushed script cache on every master, with and without a keyPrefix', async () => {
+    const prefixedApp = await createTestApp({
+      options: {
+        connection: { cluster: bed.cluster.startupNodes, options: { keyPrefix: 'app:' } },
+      },
+    });
+    try {
+      const names = ['flush-a', 'flush-b', 'flush-c', 'flush-d'];
+      const cycles = (app: INestApplication) =>
+        Promise.all(
+          names.map(async (name) => {
+            const lock = await locks(app).acquire(name);
+            expect(await lock.release()).toBe(true);
+          }),
+        );
+      await Promise.all([cycles(first), cycles(prefixedApp)]);
+      await Promise.all(observer.nodes('master').map((node) => node.script('FLUSH')));
+      // Answered NOSCRIPT, so not run: sent again with their source.
+      await Promise.all([cycles(first), cycles(prefixedApp)]);
+      expect(await allKeys(observer, 'app:lock:{flush-*')).toEqual([]);
+    } finally {
+      await prefixedApp.close();
+    }
+    const left = await allKeys(observer, 'app:lock:*');
+    expect(left.filter((key) => !key.startsWith('app:lock:fence:'))).toEqual([]);
+  });
+
   it('survives a failover of the lock’s master: in-flight work ran once or failed typed, and locks work after', async () => {
     const name = 'failover';
     const counter = '{failover}:value';
