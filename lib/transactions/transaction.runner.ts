@@ -24,6 +24,7 @@ import { messages } from '../redis-tx.messages.js';
 import { backoffDelay } from './backoff.js';
 import { commandRecorder } from './command-queue.js';
 import { TransactionContext } from './transaction.context.js';
+import { asResult, type Shape } from './transaction-shape.js';
 import type { TransactionOptions, TransactionResult } from './transaction.options.js';
 import { resolveWatchKeys } from './transaction-options.validator.js';
 
@@ -44,8 +45,14 @@ type AttemptOutcome<T> =
 export class TransactionRunner implements BeforeApplicationShutdown {
   private readonly logger = new Logger('RedisTx');
   private readonly storage = new AsyncLocalStorage<TransactionContext>();
-  /** Outermost transactions running now; shutdown lets them finish before connections close. */
-  private readonly running = new Set<Promise<unknown>>();
+  /**
+   * How many outermost transactions are running now; shutdown lets them
+   * finish before connections close. A count, kept by `begin` itself, costs
+   * a transaction no promise of its own, as tracking each promise would.
+   */
+  private running = 0;
+  /** Set while shutdown waits: called when the last running transaction ends. */
+  private drained?: () => void;
   private closing = false;
 
   /** The prototype of every transaction's `RedisTx.multi`, built once. */
@@ -87,23 +94,41 @@ export class TransactionRunner implements BeforeApplicationShutdown {
     options: TransactionOptions,
     args: readonly unknown[],
     label: string,
-  ): Promise<TransactionResult<T>> {
+  ): Promise<TransactionResult<T>>;
+  /**
+   * `shape` makes what the returned promise resolves to (`@Transactional`
+   * wants only the value), so no further promise is chained to reshape it.
+   */
+  execute<T, R>(
+    fn: () => T | Promise<T>,
+    options: TransactionOptions,
+    args: readonly unknown[],
+    label: string,
+    shape: Shape<T, R>,
+  ): Promise<R>;
+  execute<T, R>(
+    fn: () => T | Promise<T>,
+    options: TransactionOptions,
+    args: readonly unknown[],
+    label: string,
+    shape: Shape<T, R> = asResult as Shape<T, R>,
+  ): Promise<R> {
     try {
       const active = this.current;
       const watchKeys = resolveWatchKeys(options.watch, args, label);
       switch (options.propagation ?? 'required') {
         case 'never':
           if (active) throw new TransactionPropagationError(messages.neverInsideTransaction(label));
-          return this.outside(fn);
+          return this.outside(fn, shape);
         case 'mandatory':
           if (!active)
             throw new NoActiveTransactionError(messages.mandatoryWithoutTransaction(label));
-          return this.join(active, fn, watchKeys, label);
+          return this.join(active, fn, watchKeys, label, shape);
         case 'required':
-          if (active) return this.join(active, fn, watchKeys, label);
-          return this.beginTracked(fn, watchKeys, options, label);
+          if (active) return this.join(active, fn, watchKeys, label, shape);
+          return this.beginTracked(fn, watchKeys, options, label, shape);
         case 'requires_new':
-          return this.beginTracked(fn, watchKeys, options, label);
+          return this.beginTracked(fn, watchKeys, options, label, shape);
       }
     } catch (error) {
       return Promise.reject(error as Error);
@@ -119,38 +144,43 @@ export class TransactionRunner implements BeforeApplicationShutdown {
    */
   async beforeApplicationShutdown(): Promise<void> {
     this.closing = true;
-    await settleWithin([...this.running], this.options.shutdownTimeoutMs);
+    if (this.running === 0) return;
+    const drained = new Promise<void>((resolve) => (this.drained = resolve));
+    await settleWithin([drained], this.options.shutdownTimeoutMs);
   }
 
   /** An outermost transaction: refused once shutdown has begun, and waited for by shutdown otherwise. */
-  private beginTracked<T>(
+  private beginTracked<T, R>(
     fn: () => T | Promise<T>,
     watchKeys: readonly string[],
     options: TransactionOptions,
     label: string,
-  ): Promise<TransactionResult<T>> {
+    shape: Shape<T, R>,
+  ): Promise<R> {
     if (this.closing) return Promise.reject(new ShuttingDownError(messages.shuttingDown(label)));
-    const transaction = tracing.transaction.hasSubscribers
-      ? traceTransaction(options.traceName ?? label, watchKeys.length > 0, () =>
-          this.begin(fn, watchKeys, options.retries, label),
-        )
-      : this.begin(fn, watchKeys, options.retries, label);
-    this.running.add(transaction);
-    const forget = () => void this.running.delete(transaction);
-    transaction.then(forget, forget);
-    return transaction;
+    if (!tracing.transaction.hasSubscribers) {
+      return this.begin(fn, watchKeys, options.retries, label, shape);
+    }
+    // The trace reads the attempts off the full result; reshape after it.
+    const traced = traceTransaction(options.traceName ?? label, watchKeys.length > 0, () =>
+      this.begin(fn, watchKeys, options.retries, label, asResult),
+    );
+    return shape === asResult
+      ? (traced as Promise<R>)
+      : traced.then((result) => shape(result.value, result.replies, result.attempts));
   }
 
-  private async outside<T>(fn: () => T | Promise<T>): Promise<TransactionResult<T>> {
-    return { value: await fn(), replies: undefined, attempts: 0 };
+  private async outside<T, R>(fn: () => T | Promise<T>, shape: Shape<T, R>): Promise<R> {
+    return shape(await fn(), undefined, 0);
   }
 
-  private async join<T>(
+  private async join<T, R>(
     context: TransactionContext,
     fn: () => T | Promise<T>,
     watchKeys: readonly string[],
     label: string,
-  ): Promise<TransactionResult<T>> {
+    shape: Shape<T, R>,
+  ): Promise<R> {
     if (watchKeys.length > 0) {
       if (!context.watch) throw new TransactionPropagationError(messages.watchCannotJoin(label));
       const { connection } = context.watch;
@@ -160,66 +190,74 @@ export class TransactionRunner implements BeforeApplicationShutdown {
     }
     const savepoint = context.savepoint();
     try {
-      return { value: await fn(), replies: undefined, attempts: 0 };
+      return shape(await fn(), undefined, 0);
     } catch (error) {
       context.rollbackTo(savepoint, error);
       throw error;
     }
   }
 
-  private async begin<T>(
+  /** Counted in `running` from its first (synchronous) step until it settles. */
+  private async begin<T, R>(
     fn: () => T | Promise<T>,
     watchKeys: readonly string[],
     retries: number | undefined,
     label: string,
-  ): Promise<TransactionResult<T>> {
-    const { backoff } = this.options.transactions;
-    // Without WATCH nothing can conflict, so there is nothing to retry.
-    const attempts = watchKeys.length > 0 ? 1 + (retries ?? this.options.transactions.retries) : 1;
-    const started = performance.now();
-    for (let attempt = 1; ; attempt++) {
-      const attemptStarted = performance.now();
-      channels.transactionStart.publish(() => ({ label, attempt, watch: watchKeys }));
-      const outcome = await this.attempt(fn, watchKeys, label, attempt);
-      const { context } = outcome;
-      switch (outcome.kind) {
-        case 'committed':
-          channels.transactionCommit.publish(() => ({
-            label,
-            attempts: attempt,
-            commands: outcome.replies.length,
-            durationMs: performance.now() - started,
-          }));
-          for (const hook of context.commitHooks) {
-            await this.runHook('afterCommit', label, () => hook(outcome.replies));
-          }
-          if (context.droppedWork.length > 0) await this.runDroppedWorkHooks(context);
-          return { value: outcome.value, replies: outcome.replies, attempts: attempt };
-        case 'rolled-back':
-          await this.rollBack(context, outcome.error, attempt, started);
-          throw outcome.error;
-        case 'failed':
-          throw outcome.error;
-        case 'conflict':
-          channels.transactionConflict.publish(() => ({
-            label,
-            attempt,
-            durationMs: performance.now() - attemptStarted,
-          }));
-          if (attempt === attempts) {
-            const message =
-              outcome.lostWatch === undefined
-                ? messages.conflict(label, attempt)
-                : messages.conflictLostWatch(label, attempt, outcome.lostWatch);
-            const error = new TransactionConflictError(message, attempt);
-            await this.rollBack(context, error, attempt, started);
-            throw error;
-          }
+    shape: Shape<T, R>,
+  ): Promise<R> {
+    this.running++;
+    try {
+      const { backoff } = this.options.transactions;
+      // Without WATCH nothing can conflict, so there is nothing to retry.
+      const attempts =
+        watchKeys.length > 0 ? 1 + (retries ?? this.options.transactions.retries) : 1;
+      const started = performance.now();
+      for (let attempt = 1; ; attempt++) {
+        const attemptStarted = performance.now();
+        channels.transactionStart.publish(() => ({ label, attempt, watch: watchKeys }));
+        const outcome = await this.attempt(fn, watchKeys, label, attempt);
+        const { context } = outcome;
+        switch (outcome.kind) {
+          case 'committed':
+            channels.transactionCommit.publish(() => ({
+              label,
+              attempts: attempt,
+              commands: outcome.replies.length,
+              durationMs: performance.now() - started,
+            }));
+            for (const hook of context.commitHooks) {
+              await this.runHook('afterCommit', label, () => hook(outcome.replies));
+            }
+            if (context.droppedWork.length > 0) await this.runDroppedWorkHooks(context);
+            return shape(outcome.value, outcome.replies, attempt);
+          case 'rolled-back':
+            await this.rollBack(context, outcome.error, attempt, started);
+            throw outcome.error;
+          case 'failed':
+            throw outcome.error;
+          case 'conflict':
+            channels.transactionConflict.publish(() => ({
+              label,
+              attempt,
+              durationMs: performance.now() - attemptStarted,
+            }));
+            if (attempt === attempts) {
+              const message =
+                outcome.lostWatch === undefined
+                  ? messages.conflict(label, attempt)
+                  : messages.conflictLostWatch(label, attempt, outcome.lostWatch);
+              const error = new TransactionConflictError(message, attempt);
+              await this.rollBack(context, error, attempt, started);
+              throw error;
+            }
+        }
+        // The conflicted attempt's hooks are dropped with it.
+        const delayMs = backoffDelay(attempt, backoff.initialMs, backoff.maxMs);
+        channels.transactionRetry.publish(() => ({ label, attempt, delayMs }));
+        await delay(delayMs);
       }
-      // The conflicted attempt's hooks are dropped with it.
-      const delayMs = backoffDelay(attempt, backoff.initialMs, backoff.maxMs);
-      channels.transactionRetry.publish(() => ({ label, attempt, delayMs }));
-      await delay(delayMs);
+    } finally {
+      if (--this.running === 0) this.drained?.();
     }
   }
 
@@ -254,13 +292,14 @@ export class TransactionRunner implements BeforeApplicationShutdown {
     const giveBack = (reusable: boolean) =>
       pinned ? pinned.release(reusable) : this.connections.watchPool.release(connection, reusable);
     try {
-      await connection.whenReady(this.options.transactions.readyTimeoutMs, label);
+      const notReady = connection.whenReady(this.options.transactions.readyTimeoutMs, label);
+      if (notReady) await notReady;
       const generation = connection.generation;
       await connection.redis.watch(...watchKeys);
       const context = this.newContext(label, connection.redis, { connection, generation });
       const outcome = await this.runAndExec(context, connection, fn, attempt);
-      const reusable = outcome.kind === 'failed' ? false : await this.unwatch(context);
-      giveBack(reusable);
+      const reusable = outcome.kind === 'failed' ? false : this.unwatchLeftover(context);
+      giveBack(typeof reusable === 'boolean' ? reusable : await reusable);
       return pinned
         ? this.redirectedAsConflict(outcome, pinned.slot)
         : watchLostAsConflict(outcome);
@@ -300,7 +339,9 @@ export class TransactionRunner implements BeforeApplicationShutdown {
     const { label } = context;
     let value: T;
     try {
-      value = await this.storage.run(context, fn);
+      const returned = this.storage.run(context, fn);
+      // A callback that returns no promise costs no await (an await is a turn, and promise-hook work).
+      value = isThenable(returned) ? await returned : returned;
     } catch (error) {
       return { kind: 'rolled-back', context, error };
     } finally {
@@ -372,20 +413,22 @@ export class TransactionRunner implements BeforeApplicationShutdown {
     return new TransactionContext(label, client, this.recorder, watch);
   }
 
-  /** Drops a WATCH the method left behind; false when the connection's state is uncertain. */
-  private async unwatch(context: TransactionContext): Promise<boolean> {
+  /**
+   * Whether the connection can go back to the pool: false when its state is
+   * uncertain. A WATCH the method left behind (nothing was sent to EXEC) is
+   * dropped first; after EXEC, whatever it answered, none is left, and the
+   * answer comes without a promise.
+   */
+  private unwatchLeftover(context: TransactionContext): boolean | Promise<boolean> {
     const watch = context.watch;
     if (!watch) return true;
     const connection: TxConnection = watch.connection;
     if (!connection.isReady || connection.generation !== watch.generation) return false;
-    // EXEC, whatever it answered, already dropped every WATCH of the connection.
     if (context.execSent) return true;
-    try {
-      await connection.redis.unwatch();
-      return true;
-    } catch {
-      return false;
-    }
+    return connection.redis.unwatch().then(
+      () => true,
+      () => false,
+    );
   }
 
   /** Nothing of the attempt was applied: tell listeners and run its rollback hooks. */
@@ -428,6 +471,14 @@ export class TransactionRunner implements BeforeApplicationShutdown {
       );
     }
   }
+}
+
+function isThenable<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
+  return (
+    (typeof value === 'object' || typeof value === 'function') &&
+    value !== null &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
 }
 
 /** Every command's result or error, for a transaction in which some commands failed at EXEC. */
