@@ -3,7 +3,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { Inject, Injectable, Logger, type BeforeApplicationShutdown } from '@nestjs/common';
 import { ReplyError } from 'ioredis';
 import { RedisConnections } from '../connection/redis-connections.js';
-import type { QueuedCommand, TxConnection } from '../connection/tx-connection.js';
+import type { ExecReply, QueuedCommand, TxConnection } from '../connection/tx-connection.js';
 import { clusterRedirect, lostBeforeExec } from '../connection/cluster-redirect.js';
 import { isConnectionLostError } from '../connection/redis-client.js';
 import { channels } from '../diagnostics/redis-tx.channels.js';
@@ -214,17 +214,44 @@ export class TransactionRunner implements BeforeApplicationShutdown {
       const started = performance.now();
       for (let attempt = 1; ; attempt++) {
         const attemptStarted = performance.now();
-        channels.transactionStart.publish(() => ({ label, attempt, watch: watchKeys }));
-        const outcome = await this.attempt(fn, watchKeys, label, attempt);
+        if (channels.transactionStart.hasSubscribers) {
+          channels.transactionStart.publish(() => ({ label, attempt, watch: watchKeys }));
+        }
+        let outcome: AttemptOutcome<T>;
+        if (watchKeys.length > 0) {
+          outcome = await this.attemptWatched(fn, watchKeys, label, attempt);
+        } else {
+          // Without WATCH, the attempt runs here rather than in an async
+          // helper: that would add a promise and turns to every transaction.
+          const context = this.newContext(label, this.connections.shared);
+          let value: T | undefined;
+          let thrown: { error: unknown } | undefined;
+          try {
+            const returned = this.storage.run(context, fn);
+            value = isThenable(returned) ? await returned : returned;
+          } catch (error) {
+            thrown = { error };
+          } finally {
+            context.end();
+          }
+          if (thrown) {
+            outcome = { kind: 'rolled-back', context, error: thrown.error };
+          } else {
+            const sent = this.exec(context, this.connections.transactions, attempt, value as T);
+            outcome = isThenable(sent) ? await sent : sent;
+          }
+        }
         const { context } = outcome;
         switch (outcome.kind) {
           case 'committed':
-            channels.transactionCommit.publish(() => ({
-              label,
-              attempts: attempt,
-              commands: outcome.replies.length,
-              durationMs: performance.now() - started,
-            }));
+            if (channels.transactionCommit.hasSubscribers) {
+              channels.transactionCommit.publish(() => ({
+                label,
+                attempts: attempt,
+                commands: outcome.replies.length,
+                durationMs: performance.now() - started,
+              }));
+            }
             for (const hook of context.commitHooks) {
               await this.runHook('afterCommit', label, () => hook(outcome.replies));
             }
@@ -259,18 +286,6 @@ export class TransactionRunner implements BeforeApplicationShutdown {
     } finally {
       if (--this.running === 0) this.drained?.();
     }
-  }
-
-  /** One run of the method and its EXEC. */
-  private attempt<T>(
-    fn: () => T | Promise<T>,
-    watchKeys: readonly string[],
-    label: string,
-    attempt: number,
-  ): Promise<AttemptOutcome<T>> {
-    if (watchKeys.length > 0) return this.attemptWatched(fn, watchKeys, label, attempt);
-    const context = this.newContext(label, this.connections.shared);
-    return this.runAndExec(context, this.connections.transactions, fn, attempt);
   }
 
   /**
@@ -336,7 +351,6 @@ export class TransactionRunner implements BeforeApplicationShutdown {
     fn: () => T | Promise<T>,
     attempt: number,
   ): Promise<AttemptOutcome<T>> {
-    const { label } = context;
     let value: T;
     try {
       const returned = this.storage.run(context, fn);
@@ -347,41 +361,71 @@ export class TransactionRunner implements BeforeApplicationShutdown {
     } finally {
       context.end();
     }
+    return this.exec(context, connection, attempt, value);
+  }
+
+  /**
+   * After the method has returned: EXEC what it queued. Not an async
+   * function, so that the common cases (nothing queued, a ready connection)
+   * cost no promise beyond the reply's own.
+   */
+  private exec<T>(
+    context: TransactionContext,
+    connection: TxConnection,
+    attempt: number,
+    value: T,
+  ): AttemptOutcome<T> | Promise<AttemptOutcome<T>> {
     const { commands } = context.queue;
     if (commands.length === 0) return { kind: 'committed', context, value, replies: [] };
     if (context.watch && connection.lostSince(context.watch.generation)) {
       // The connection dropped (or is dropping) after WATCH: the next one watches nothing.
       return { kind: 'conflict', context, lostWatch: messages.watchConnectionDropped };
     }
-    let reply;
     try {
       // On a Cluster, keys of several slots are refused here, before anything is sent.
       if (this.connections.clusterWatch) {
-        this.connections.slotOf(label, this.connections.watchedOn(connection), commands);
+        this.connections.slotOf(context.label, this.connections.watchedOn(connection), commands);
       }
-      const notReady = connection.whenReady(this.options.transactions.readyTimeoutMs, label);
-      if (notReady) await notReady;
+      const notReady = connection.whenReady(
+        this.options.transactions.readyTimeoutMs,
+        context.label,
+      );
+      if (notReady) {
+        return notReady.then(
+          () => this.sendExec(context, connection, attempt, value),
+          (error: unknown) => execRefused(context, error),
+        );
+      }
+      return this.sendExec(context, connection, attempt, value);
+    } catch (error) {
+      return execRefused(context, error);
+    }
+  }
+
+  /** Sends MULTI … EXEC on a ready connection. */
+  private sendExec<T>(
+    context: TransactionContext,
+    connection: TxConnection,
+    attempt: number,
+    value: T,
+  ): AttemptOutcome<T> | Promise<AttemptOutcome<T>> {
+    const { label } = context;
+    const { commands } = context.queue;
+    try {
       // Under @Locked: a lock whose lease may have ended (this process was
       // paused, or renewals failed) must not cover a write. Nothing sent yet.
       this.locks.assertChainLeases();
-      channels.transactionExec.publish(() => ({ label, attempt, commands: commands.length }));
+      if (channels.transactionExec.hasSubscribers) {
+        channels.transactionExec.publish(() => ({ label, attempt, commands: commands.length }));
+      }
       context.execSent = true;
-      reply = await connection.exec(this.prepareForExec(commands), label);
+      return connection.exec(this.prepareForExec(commands), label).then(
+        (reply) => execOutcome(context, value, reply),
+        (error: unknown) => execRefused(context, error),
+      );
     } catch (error) {
-      return error instanceof TransactionAbortedError || error instanceof LockLostError
-        ? { kind: 'rolled-back', context, error }
-        : { kind: 'failed', context, error };
+      return execRefused(context, error);
     }
-    if (reply === null) return { kind: 'conflict', context };
-    const values: unknown[] = new Array<unknown>(reply.length);
-    let failures = 0;
-    for (let i = 0; i < reply.length; i++) {
-      const [error, value] = reply[i]!;
-      if (error) failures++;
-      values[i] = value;
-    }
-    if (failures > 0) return { kind: 'failed', context, error: execError(label, reply, failures) };
-    return { kind: 'committed', context, value, replies: values };
   }
 
   /**
@@ -479,6 +523,37 @@ function isThenable<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
     value !== null &&
     typeof (value as { then?: unknown }).then === 'function'
   );
+}
+
+/** What EXEC's answer makes of the attempt. */
+function execOutcome<T>(
+  context: TransactionContext,
+  value: T,
+  reply: ExecReply,
+): AttemptOutcome<T> {
+  if (reply === null) return { kind: 'conflict', context };
+  const values: unknown[] = new Array<unknown>(reply.length);
+  let failures = 0;
+  for (let i = 0; i < reply.length; i++) {
+    const [error, value] = reply[i]!;
+    if (error) failures++;
+    values[i] = value;
+  }
+  if (failures > 0) {
+    return { kind: 'failed', context, error: execError(context.label, reply, failures) };
+  }
+  return { kind: 'committed', context, value, replies: values };
+}
+
+/**
+ * EXEC not sent, or refused as a whole: nothing was applied when it was
+ * refused before sending (TransactionAbortedError, LockLostError); otherwise
+ * the outcome is unknown.
+ */
+function execRefused<T>(context: TransactionContext, error: unknown): AttemptOutcome<T> {
+  return error instanceof TransactionAbortedError || error instanceof LockLostError
+    ? { kind: 'rolled-back', context, error }
+    : { kind: 'failed', context, error };
 }
 
 /** Every command's result or error, for a transaction in which some commands failed at EXEC. */
