@@ -37,12 +37,12 @@ export class RedisTx {
 
   /** Runs `hook(replies)` after the outermost transaction has committed; a failing hook is logged, never rethrown. */
   afterCommit(hook: CommitHook): void {
-    this.runner.requireCurrent('RedisTx.afterCommit').commitHooks.push(hook);
+    this.runner.requireCurrent('RedisTx.afterCommit').addCommitHook(hook);
   }
 
   /** Runs `hook(error)` after the outermost transaction ends without applying anything. */
   afterRollback(hook: RollbackHook): void {
-    this.runner.requireCurrent('RedisTx.afterRollback').rollbackHooks.push(hook);
+    this.runner.requireCurrent('RedisTx.afterRollback').addRollbackHook(hook);
   }
 
   /** `@Transactional` without a decorator; resolves to the callback's value and EXEC's replies. */
