@@ -361,7 +361,9 @@ export class TransactionRunner implements BeforeApplicationShutdown {
     } finally {
       context.end();
     }
-    return this.exec(context, connection, attempt, value);
+    // Awaited rather than returned: an async function resolving with a promise takes extra turns.
+    const sent = this.exec(context, connection, attempt, value);
+    return isThenable(sent) ? await sent : sent;
   }
 
   /**
