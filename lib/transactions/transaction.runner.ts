@@ -238,7 +238,14 @@ export class TransactionRunner implements BeforeApplicationShutdown {
             outcome = { kind: 'rolled-back', context, error: thrown.error };
           } else {
             const sent = this.exec(context, this.connections.transactions, attempt, value as T);
-            outcome = isThenable(sent) ? await sent : sent;
+            if (!isSent(sent)) outcome = sent;
+            else {
+              try {
+                outcome = execOutcome(context, value as T, await sent);
+              } catch (error) {
+                outcome = execRefused(context, error);
+              }
+            }
           }
         }
         const { context } = outcome;
@@ -361,22 +368,28 @@ export class TransactionRunner implements BeforeApplicationShutdown {
     } finally {
       context.end();
     }
-    // Awaited rather than returned: an async function resolving with a promise takes extra turns.
     const sent = this.exec(context, connection, attempt, value);
-    return isThenable(sent) ? await sent : sent;
+    if (!isSent(sent)) return sent;
+    try {
+      return execOutcome(context, value, await sent);
+    } catch (error) {
+      return execRefused(context, error);
+    }
   }
 
   /**
    * After the method has returned: EXEC what it queued. Not an async
-   * function, so that the common cases (nothing queued, a ready connection)
-   * cost no promise beyond the reply's own.
+   * function: an attempt settled before sending (nothing queued, a lost
+   * WATCH, a refusal) comes back as its outcome, without a promise; a sent
+   * one as EXEC's reply, for the caller to await and map (execOutcome,
+   * execRefused), so that no promise is chained on to map it.
    */
   private exec<T>(
     context: TransactionContext,
     connection: TxConnection,
     attempt: number,
     value: T,
-  ): AttemptOutcome<T> | Promise<AttemptOutcome<T>> {
+  ): AttemptOutcome<T> | Promise<ExecReply> {
     const { commands } = context.queue;
     if (commands.length === 0) return { kind: 'committed', context, value, replies: [] };
     if (context.watch && connection.lostSince(context.watch.generation)) {
@@ -392,42 +405,29 @@ export class TransactionRunner implements BeforeApplicationShutdown {
         this.options.transactions.readyTimeoutMs,
         context.label,
       );
-      if (notReady) {
-        return notReady.then(
-          () => this.sendExec(context, connection, attempt, value),
-          (error: unknown) => execRefused(context, error),
-        );
-      }
-      return this.sendExec(context, connection, attempt, value);
+      if (notReady) return notReady.then(() => this.sendExec(context, connection, attempt));
+      return this.sendExec(context, connection, attempt);
     } catch (error) {
       return execRefused(context, error);
     }
   }
 
-  /** Sends MULTI … EXEC on a ready connection. */
-  private sendExec<T>(
+  /** Sends MULTI … EXEC on a ready connection; throws if it refuses to send. */
+  private sendExec(
     context: TransactionContext,
     connection: TxConnection,
     attempt: number,
-    value: T,
-  ): AttemptOutcome<T> | Promise<AttemptOutcome<T>> {
+  ): Promise<ExecReply> {
     const { label } = context;
     const { commands } = context.queue;
-    try {
-      // Under @Locked: a lock whose lease may have ended (this process was
-      // paused, or renewals failed) must not cover a write. Nothing sent yet.
-      this.locks.assertChainLeases();
-      if (channels.transactionExec.hasSubscribers) {
-        channels.transactionExec.publish(() => ({ label, attempt, commands: commands.length }));
-      }
-      context.execSent = true;
-      return connection.exec(this.prepareForExec(commands), label).then(
-        (reply) => execOutcome(context, value, reply),
-        (error: unknown) => execRefused(context, error),
-      );
-    } catch (error) {
-      return execRefused(context, error);
+    // Under @Locked: a lock whose lease may have ended (this process was
+    // paused, or renewals failed) must not cover a write. Nothing sent yet.
+    this.locks.assertChainLeases();
+    if (channels.transactionExec.hasSubscribers) {
+      channels.transactionExec.publish(() => ({ label, attempt, commands: commands.length }));
     }
+    context.execSent = true;
+    return connection.exec(this.prepareForExec(commands), label);
   }
 
   /**
@@ -525,6 +525,11 @@ function isThenable<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
     value !== null &&
     typeof (value as { then?: unknown }).then === 'function'
   );
+}
+
+/** EXEC's reply to await, rather than an attempt settled before sending (see `exec`). */
+function isSent<T>(sent: AttemptOutcome<T> | Promise<ExecReply>): sent is Promise<ExecReply> {
+  return !('kind' in sent);
 }
 
 /** What EXEC's answer makes of the attempt. */
