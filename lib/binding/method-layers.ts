@@ -46,12 +46,7 @@ export function addMethodLayer(
     // No async wrapper here: the outermost layer's promise is returned as it
     // is, which spares every call the extra turns an async function adds.
     try {
-      const runtime = runtimeOf(this, label);
-      const call = (index: number): Promise<unknown> =>
-        index === layers.length
-          ? Promise.resolve(current.apply(this, args))
-          : layers[index]!.run(runtime, this, args, () => call(index + 1));
-      return call(0);
+      return runFrom(0, layers, runtimeOf(this, label), this, current, args);
     } catch (error) {
       return Promise.reject(error as Error);
     }
@@ -62,4 +57,19 @@ export function addMethodLayer(
   }
   Object.defineProperty(wrapped, 'name', { value: current.name });
   descriptor.value = wrapped;
+}
+
+/** Runs `layers[index]` around the rest; one closure per layer and call, the `next` it is handed. */
+function runFrom(
+  index: number,
+  layers: readonly MethodLayer[],
+  runtime: RedisTxRuntime,
+  self: unknown,
+  method: Method,
+  args: unknown[],
+): Promise<unknown> {
+  if (index === layers.length) return Promise.resolve(method.apply(self, args));
+  return layers[index]!.run(runtime, self, args, () =>
+    runFrom(index + 1, layers, runtime, self, method, args),
+  );
 }

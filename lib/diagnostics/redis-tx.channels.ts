@@ -110,6 +110,10 @@ class TypedChannel<Message extends object> {
   constructor(name: string) {
     this.channel = channel(name);
   }
+  /** For hot paths: test this first, so that not even the `build` closure is made when nobody listens. */
+  get hasSubscribers(): boolean {
+    return this.channel.hasSubscribers;
+  }
   /** Builds the message only when someone listens, so an unobserved app pays nothing. */
   publish(build: () => Message): void {
     if (this.channel.hasSubscribers) this.channel.publish(build());

@@ -7,6 +7,10 @@ import type { TransactionOptions, TransactionResult } from './transaction.option
 import { checkTransactionOptions } from './transaction-options.validator.js';
 import { TransactionRunner } from './transaction.runner.js';
 
+/** The default options of `RedisTx.run`: valid, so not checked again on every call. */
+const noOptions: TransactionOptions = Object.freeze({});
+const noArgs: readonly unknown[] = Object.freeze([]);
+
 /** Transactions for the current async call chain; inject it where `@Transactional` methods queue commands. */
 @Injectable()
 export class RedisTx {
@@ -33,20 +37,28 @@ export class RedisTx {
 
   /** Runs `hook(replies)` after the outermost transaction has committed; a failing hook is logged, never rethrown. */
   afterCommit(hook: CommitHook): void {
-    this.runner.requireCurrent('RedisTx.afterCommit').commitHooks.push(hook);
+    this.runner.requireCurrent('RedisTx.afterCommit').addCommitHook(hook);
   }
 
   /** Runs `hook(error)` after the outermost transaction ends without applying anything. */
   afterRollback(hook: RollbackHook): void {
-    this.runner.requireCurrent('RedisTx.afterRollback').rollbackHooks.push(hook);
+    this.runner.requireCurrent('RedisTx.afterRollback').addRollbackHook(hook);
   }
 
   /** `@Transactional` without a decorator; resolves to the callback's value and EXEC's replies. */
-  async run<T>(
+  run<T>(
     fn: () => T | Promise<T>,
-    options: TransactionOptions = {},
+    options: TransactionOptions = noOptions,
   ): Promise<TransactionResult<T>> {
-    checkTransactionOptions(options, 'RedisTx.run()');
-    return this.runner.execute(fn, options, [], 'RedisTx.run()');
+    // Not an async function: the runner's promise is returned as it is,
+    // without the turns an async wrapper adds; a bad option still rejects.
+    if (options !== noOptions) {
+      try {
+        checkTransactionOptions(options, 'RedisTx.run()');
+      } catch (error) {
+        return Promise.reject(error as Error);
+      }
+    }
+    return this.runner.execute(fn, options, noArgs, 'RedisTx.run()');
   }
 }

@@ -35,12 +35,14 @@ export function checkTransactionOptions(options: TransactionOptions, where: stri
   }
 }
 
+const noKeys: readonly string[] = Object.freeze([]);
+
 export function resolveWatchKeys(
   watch: TransactionOptions['watch'],
   args: readonly unknown[],
   where: string,
 ): readonly string[] {
-  if (watch === undefined) return [];
+  if (watch === undefined) return noKeys;
   const keys =
     typeof watch === 'function' ? (watch as (...a: readonly unknown[]) => unknown)(...args) : watch;
   if (!Array.isArray(keys) || !keys.every((key) => typeof key === 'string' && key !== '')) {

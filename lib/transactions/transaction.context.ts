@@ -12,13 +12,25 @@ export interface Savepoint {
   rollbackHooks: number;
 }
 
+const none: readonly never[] = Object.freeze([]);
+
+/** Adds to a list of this context's own in place; the shared empty one is replaced, never changed. */
+function appended<T>(list: readonly T[], item: T): readonly T[] {
+  if (list === none) return [item];
+  (list as T[]).push(item);
+  return list;
+}
+
 /** The state of one attempt of one outermost transaction, shared by every method that joins it. */
 export class TransactionContext {
   readonly queue: CommandQueue;
-  readonly commitHooks: CommitHook[] = [];
-  readonly rollbackHooks: RollbackHook[] = [];
+  // Most transactions register no hook: until one does, these share one
+  // empty list, so a transaction costs three arrays fewer. Add through the
+  // methods below, never by push.
+  commitHooks: readonly CommitHook[] = none;
+  rollbackHooks: readonly RollbackHook[] = none;
   /** Rollback hooks of joined methods that failed: their work was dropped, so they run whatever the outcome. */
-  readonly droppedWork: { hook: RollbackHook; error: unknown }[] = [];
+  droppedWork: readonly { hook: RollbackHook; error: unknown }[] = none;
   /** Set once the outermost method has returned or thrown: nothing more can join or queue. */
   ended = false;
   /** Set when MULTI … EXEC has been written to the connection. */
@@ -36,6 +48,14 @@ export class TransactionContext {
     this.queue = new CommandQueue(recorder);
   }
 
+  addCommitHook(hook: CommitHook): void {
+    this.commitHooks = appended(this.commitHooks, hook);
+  }
+
+  addRollbackHook(hook: RollbackHook): void {
+    this.rollbackHooks = appended(this.rollbackHooks, hook);
+  }
+
   end(): void {
     this.ended = true;
     this.queue.close();
@@ -51,9 +71,10 @@ export class TransactionContext {
 
   rollbackTo(savepoint: Savepoint, error: unknown): void {
     this.queue.truncate(savepoint.commands);
-    this.commitHooks.length = savepoint.commitHooks;
-    for (const hook of this.rollbackHooks.splice(savepoint.rollbackHooks)) {
-      this.droppedWork.push({ hook, error });
-    }
+    this.commitHooks = this.commitHooks.slice(0, savepoint.commitHooks);
+    const dropped = this.rollbackHooks.slice(savepoint.rollbackHooks);
+    if (dropped.length === 0) return;
+    this.rollbackHooks = this.rollbackHooks.slice(0, savepoint.rollbackHooks);
+    for (const hook of dropped) this.droppedWork = appended(this.droppedWork, { hook, error });
   }
 }

@@ -3,7 +3,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { Inject, Injectable, Logger, type BeforeApplicationShutdown } from '@nestjs/common';
 import { ReplyError } from 'ioredis';
 import { RedisConnections } from '../connection/redis-connections.js';
-import type { QueuedCommand, TxConnection } from '../connection/tx-connection.js';
+import type { ExecReply, QueuedCommand, TxConnection } from '../connection/tx-connection.js';
 import { clusterRedirect, lostBeforeExec } from '../connection/cluster-redirect.js';
 import { isConnectionLostError } from '../connection/redis-client.js';
 import { channels } from '../diagnostics/redis-tx.channels.js';
@@ -24,6 +24,7 @@ import { messages } from '../redis-tx.messages.js';
 import { backoffDelay } from './backoff.js';
 import { commandRecorder } from './command-queue.js';
 import { TransactionContext } from './transaction.context.js';
+import { asResult, type Shape } from './transaction-shape.js';
 import type { TransactionOptions, TransactionResult } from './transaction.options.js';
 import { resolveWatchKeys } from './transaction-options.validator.js';
 
@@ -44,8 +45,14 @@ type AttemptOutcome<T> =
 export class TransactionRunner implements BeforeApplicationShutdown {
   private readonly logger = new Logger('RedisTx');
   private readonly storage = new AsyncLocalStorage<TransactionContext>();
-  /** Outermost transactions running now; shutdown lets them finish before connections close. */
-  private readonly running = new Set<Promise<unknown>>();
+  /**
+   * How many outermost transactions are running now; shutdown lets them
+   * finish before connections close. A count, kept by `begin` itself, costs
+   * a transaction no promise of its own, as tracking each promise would.
+   */
+  private running = 0;
+  /** Set while shutdown waits: called when the last running transaction ends. */
+  private drained?: () => void;
   private closing = false;
 
   /** The prototype of every transaction's `RedisTx.multi`, built once. */
@@ -87,23 +94,41 @@ export class TransactionRunner implements BeforeApplicationShutdown {
     options: TransactionOptions,
     args: readonly unknown[],
     label: string,
-  ): Promise<TransactionResult<T>> {
+  ): Promise<TransactionResult<T>>;
+  /**
+   * `shape` makes what the returned promise resolves to (`@Transactional`
+   * wants only the value), so no further promise is chained to reshape it.
+   */
+  execute<T, R>(
+    fn: () => T | Promise<T>,
+    options: TransactionOptions,
+    args: readonly unknown[],
+    label: string,
+    shape: Shape<T, R>,
+  ): Promise<R>;
+  execute<T, R>(
+    fn: () => T | Promise<T>,
+    options: TransactionOptions,
+    args: readonly unknown[],
+    label: string,
+    shape: Shape<T, R> = asResult as Shape<T, R>,
+  ): Promise<R> {
     try {
       const active = this.current;
       const watchKeys = resolveWatchKeys(options.watch, args, label);
       switch (options.propagation ?? 'required') {
         case 'never':
           if (active) throw new TransactionPropagationError(messages.neverInsideTransaction(label));
-          return this.outside(fn);
+          return this.outside(fn, shape);
         case 'mandatory':
           if (!active)
             throw new NoActiveTransactionError(messages.mandatoryWithoutTransaction(label));
-          return this.join(active, fn, watchKeys, label);
+          return this.join(active, fn, watchKeys, label, shape);
         case 'required':
-          if (active) return this.join(active, fn, watchKeys, label);
-          return this.beginTracked(fn, watchKeys, options, label);
+          if (active) return this.join(active, fn, watchKeys, label, shape);
+          return this.beginTracked(fn, watchKeys, options, label, shape);
         case 'requires_new':
-          return this.beginTracked(fn, watchKeys, options, label);
+          return this.beginTracked(fn, watchKeys, options, label, shape);
       }
     } catch (error) {
       return Promise.reject(error as Error);
@@ -119,38 +144,43 @@ export class TransactionRunner implements BeforeApplicationShutdown {
    */
   async beforeApplicationShutdown(): Promise<void> {
     this.closing = true;
-    await settleWithin([...this.running], this.options.shutdownTimeoutMs);
+    if (this.running === 0) return;
+    const drained = new Promise<void>((resolve) => (this.drained = resolve));
+    await settleWithin([drained], this.options.shutdownTimeoutMs);
   }
 
   /** An outermost transaction: refused once shutdown has begun, and waited for by shutdown otherwise. */
-  private beginTracked<T>(
+  private beginTracked<T, R>(
     fn: () => T | Promise<T>,
     watchKeys: readonly string[],
     options: TransactionOptions,
     label: string,
-  ): Promise<TransactionResult<T>> {
+    shape: Shape<T, R>,
+  ): Promise<R> {
     if (this.closing) return Promise.reject(new ShuttingDownError(messages.shuttingDown(label)));
-    const transaction = tracing.transaction.hasSubscribers
-      ? traceTransaction(options.traceName ?? label, watchKeys.length > 0, () =>
-          this.begin(fn, watchKeys, options.retries, label),
-        )
-      : this.begin(fn, watchKeys, options.retries, label);
-    this.running.add(transaction);
-    const forget = () => void this.running.delete(transaction);
-    transaction.then(forget, forget);
-    return transaction;
+    if (!tracing.transaction.hasSubscribers) {
+      return this.begin(fn, watchKeys, options.retries, label, shape);
+    }
+    // The trace reads the attempts off the full result; reshape after it.
+    const traced = traceTransaction(options.traceName ?? label, watchKeys.length > 0, () =>
+      this.begin(fn, watchKeys, options.retries, label, asResult),
+    );
+    return shape === asResult
+      ? (traced as Promise<R>)
+      : traced.then((result) => shape(result.value, result.replies, result.attempts));
   }
 
-  private async outside<T>(fn: () => T | Promise<T>): Promise<TransactionResult<T>> {
-    return { value: await fn(), replies: undefined, attempts: 0 };
+  private async outside<T, R>(fn: () => T | Promise<T>, shape: Shape<T, R>): Promise<R> {
+    return shape(await fn(), undefined, 0);
   }
 
-  private async join<T>(
+  private async join<T, R>(
     context: TransactionContext,
     fn: () => T | Promise<T>,
     watchKeys: readonly string[],
     label: string,
-  ): Promise<TransactionResult<T>> {
+    shape: Shape<T, R>,
+  ): Promise<R> {
     if (watchKeys.length > 0) {
       if (!context.watch) throw new TransactionPropagationError(messages.watchCannotJoin(label));
       const { connection } = context.watch;
@@ -160,79 +190,109 @@ export class TransactionRunner implements BeforeApplicationShutdown {
     }
     const savepoint = context.savepoint();
     try {
-      return { value: await fn(), replies: undefined, attempts: 0 };
+      return shape(await fn(), undefined, 0);
     } catch (error) {
       context.rollbackTo(savepoint, error);
       throw error;
     }
   }
 
-  private async begin<T>(
+  /** Counted in `running` from its first (synchronous) step until it settles. */
+  private async begin<T, R>(
     fn: () => T | Promise<T>,
     watchKeys: readonly string[],
     retries: number | undefined,
     label: string,
-  ): Promise<TransactionResult<T>> {
-    const { backoff } = this.options.transactions;
-    // Without WATCH nothing can conflict, so there is nothing to retry.
-    const attempts = watchKeys.length > 0 ? 1 + (retries ?? this.options.transactions.retries) : 1;
-    const started = performance.now();
-    for (let attempt = 1; ; attempt++) {
-      const attemptStarted = performance.now();
-      channels.transactionStart.publish(() => ({ label, attempt, watch: watchKeys }));
-      const outcome = await this.attempt(fn, watchKeys, label, attempt);
-      const { context } = outcome;
-      switch (outcome.kind) {
-        case 'committed':
-          channels.transactionCommit.publish(() => ({
-            label,
-            attempts: attempt,
-            commands: outcome.replies.length,
-            durationMs: performance.now() - started,
-          }));
-          for (const hook of context.commitHooks) {
-            await this.runHook('afterCommit', label, () => hook(outcome.replies));
+    shape: Shape<T, R>,
+  ): Promise<R> {
+    this.running++;
+    try {
+      const { backoff } = this.options.transactions;
+      // Without WATCH nothing can conflict, so there is nothing to retry.
+      const attempts =
+        watchKeys.length > 0 ? 1 + (retries ?? this.options.transactions.retries) : 1;
+      const started = performance.now();
+      for (let attempt = 1; ; attempt++) {
+        const attemptStarted = performance.now();
+        if (channels.transactionStart.hasSubscribers) {
+          channels.transactionStart.publish(() => ({ label, attempt, watch: watchKeys }));
+        }
+        let outcome: AttemptOutcome<T>;
+        if (watchKeys.length > 0) {
+          outcome = await this.attemptWatched(fn, watchKeys, label, attempt);
+        } else {
+          // Without WATCH, the attempt runs here rather than in an async
+          // helper: that would add a promise and turns to every transaction.
+          const context = this.newContext(label, this.connections.shared);
+          let value: T | undefined;
+          let thrown: { error: unknown } | undefined;
+          try {
+            const returned = this.storage.run(context, fn);
+            value = isThenable(returned) ? await returned : returned;
+          } catch (error) {
+            thrown = { error };
+          } finally {
+            context.end();
           }
-          if (context.droppedWork.length > 0) await this.runDroppedWorkHooks(context);
-          return { value: outcome.value, replies: outcome.replies, attempts: attempt };
-        case 'rolled-back':
-          await this.rollBack(context, outcome.error, attempt, started);
-          throw outcome.error;
-        case 'failed':
-          throw outcome.error;
-        case 'conflict':
-          channels.transactionConflict.publish(() => ({
-            label,
-            attempt,
-            durationMs: performance.now() - attemptStarted,
-          }));
-          if (attempt === attempts) {
-            const message =
-              outcome.lostWatch === undefined
-                ? messages.conflict(label, attempt)
-                : messages.conflictLostWatch(label, attempt, outcome.lostWatch);
-            const error = new TransactionConflictError(message, attempt);
-            await this.rollBack(context, error, attempt, started);
-            throw error;
+          if (thrown) {
+            outcome = { kind: 'rolled-back', context, error: thrown.error };
+          } else {
+            const sent = this.exec(context, this.connections.transactions, attempt, value as T);
+            if (!isSent(sent)) outcome = sent;
+            else {
+              try {
+                outcome = execOutcome(context, value as T, await sent);
+              } catch (error) {
+                outcome = execRefused(context, error);
+              }
+            }
           }
+        }
+        const { context } = outcome;
+        switch (outcome.kind) {
+          case 'committed':
+            if (channels.transactionCommit.hasSubscribers) {
+              channels.transactionCommit.publish(() => ({
+                label,
+                attempts: attempt,
+                commands: outcome.replies.length,
+                durationMs: performance.now() - started,
+              }));
+            }
+            for (const hook of context.commitHooks) {
+              await this.runHook('afterCommit', label, () => hook(outcome.replies));
+            }
+            if (context.droppedWork.length > 0) await this.runDroppedWorkHooks(context);
+            return shape(outcome.value, outcome.replies, attempt);
+          case 'rolled-back':
+            await this.rollBack(context, outcome.error, attempt, started);
+            throw outcome.error;
+          case 'failed':
+            throw outcome.error;
+          case 'conflict':
+            channels.transactionConflict.publish(() => ({
+              label,
+              attempt,
+              durationMs: performance.now() - attemptStarted,
+            }));
+            if (attempt === attempts) {
+              const message =
+                outcome.lostWatch === undefined
+                  ? messages.conflict(label, attempt)
+                  : messages.conflictLostWatch(label, attempt, outcome.lostWatch);
+              const error = new TransactionConflictError(message, attempt);
+              await this.rollBack(context, error, attempt, started);
+              throw error;
+            }
+        }
+        // The conflicted attempt's hooks are dropped with it.
+        const delayMs = backoffDelay(attempt, backoff.initialMs, backoff.maxMs);
+        channels.transactionRetry.publish(() => ({ label, attempt, delayMs }));
+        await delay(delayMs);
       }
-      // The conflicted attempt's hooks are dropped with it.
-      const delayMs = backoffDelay(attempt, backoff.initialMs, backoff.maxMs);
-      channels.transactionRetry.publish(() => ({ label, attempt, delayMs }));
-      await delay(delayMs);
+    } finally {
+      if (--this.running === 0) this.drained?.();
     }
-  }
-
-  /** One run of the method and its EXEC. */
-  private attempt<T>(
-    fn: () => T | Promise<T>,
-    watchKeys: readonly string[],
-    label: string,
-    attempt: number,
-  ): Promise<AttemptOutcome<T>> {
-    if (watchKeys.length > 0) return this.attemptWatched(fn, watchKeys, label, attempt);
-    const context = this.newContext(label, this.connections.shared);
-    return this.runAndExec(context, this.connections.transactions, fn, attempt);
   }
 
   /**
@@ -254,13 +314,14 @@ export class TransactionRunner implements BeforeApplicationShutdown {
     const giveBack = (reusable: boolean) =>
       pinned ? pinned.release(reusable) : this.connections.watchPool.release(connection, reusable);
     try {
-      await connection.whenReady(this.options.transactions.readyTimeoutMs, label);
+      const notReady = connection.whenReady(this.options.transactions.readyTimeoutMs, label);
+      if (notReady) await notReady;
       const generation = connection.generation;
       await connection.redis.watch(...watchKeys);
       const context = this.newContext(label, connection.redis, { connection, generation });
       const outcome = await this.runAndExec(context, connection, fn, attempt);
-      const reusable = outcome.kind === 'failed' ? false : await this.unwatch(context);
-      giveBack(reusable);
+      const reusable = outcome.kind === 'failed' ? false : this.unwatchLeftover(context);
+      giveBack(typeof reusable === 'boolean' ? reusable : await reusable);
       return pinned
         ? this.redirectedAsConflict(outcome, pinned.slot)
         : watchLostAsConflict(outcome);
@@ -297,50 +358,76 @@ export class TransactionRunner implements BeforeApplicationShutdown {
     fn: () => T | Promise<T>,
     attempt: number,
   ): Promise<AttemptOutcome<T>> {
-    const { label } = context;
     let value: T;
     try {
-      value = await this.storage.run(context, fn);
+      const returned = this.storage.run(context, fn);
+      // A callback that returns no promise costs no await (an await is a turn, and promise-hook work).
+      value = isThenable(returned) ? await returned : returned;
     } catch (error) {
       return { kind: 'rolled-back', context, error };
     } finally {
       context.end();
     }
+    const sent = this.exec(context, connection, attempt, value);
+    if (!isSent(sent)) return sent;
+    try {
+      return execOutcome(context, value, await sent);
+    } catch (error) {
+      return execRefused(context, error);
+    }
+  }
+
+  /**
+   * After the method has returned: EXEC what it queued. Not an async
+   * function: an attempt settled before sending (nothing queued, a lost
+   * WATCH, a refusal) comes back as its outcome, without a promise; a sent
+   * one as EXEC's reply, for the caller to await and map (execOutcome,
+   * execRefused), so that no promise is chained on to map it.
+   */
+  private exec<T>(
+    context: TransactionContext,
+    connection: TxConnection,
+    attempt: number,
+    value: T,
+  ): AttemptOutcome<T> | Promise<ExecReply> {
     const { commands } = context.queue;
     if (commands.length === 0) return { kind: 'committed', context, value, replies: [] };
     if (context.watch && connection.lostSince(context.watch.generation)) {
       // The connection dropped (or is dropping) after WATCH: the next one watches nothing.
       return { kind: 'conflict', context, lostWatch: messages.watchConnectionDropped };
     }
-    let reply;
     try {
       // On a Cluster, keys of several slots are refused here, before anything is sent.
       if (this.connections.clusterWatch) {
-        this.connections.slotOf(label, this.connections.watchedOn(connection), commands);
+        this.connections.slotOf(context.label, this.connections.watchedOn(connection), commands);
       }
-      const notReady = connection.whenReady(this.options.transactions.readyTimeoutMs, label);
-      if (notReady) await notReady;
-      // Under @Locked: a lock whose lease may have ended (this process was
-      // paused, or renewals failed) must not cover a write. Nothing sent yet.
-      this.locks.assertChainLeases();
-      channels.transactionExec.publish(() => ({ label, attempt, commands: commands.length }));
-      context.execSent = true;
-      reply = await connection.exec(this.prepareForExec(commands), label);
+      const notReady = connection.whenReady(
+        this.options.transactions.readyTimeoutMs,
+        context.label,
+      );
+      if (notReady) return notReady.then(() => this.sendExec(context, connection, attempt));
+      return this.sendExec(context, connection, attempt);
     } catch (error) {
-      return error instanceof TransactionAbortedError || error instanceof LockLostError
-        ? { kind: 'rolled-back', context, error }
-        : { kind: 'failed', context, error };
+      return execRefused(context, error);
     }
-    if (reply === null) return { kind: 'conflict', context };
-    const values: unknown[] = new Array<unknown>(reply.length);
-    let failures = 0;
-    for (let i = 0; i < reply.length; i++) {
-      const [error, value] = reply[i]!;
-      if (error) failures++;
-      values[i] = value;
+  }
+
+  /** Sends MULTI … EXEC on a ready connection; throws if it refuses to send. */
+  private sendExec(
+    context: TransactionContext,
+    connection: TxConnection,
+    attempt: number,
+  ): Promise<ExecReply> {
+    const { label } = context;
+    const { commands } = context.queue;
+    // Under @Locked: a lock whose lease may have ended (this process was
+    // paused, or renewals failed) must not cover a write. Nothing sent yet.
+    this.locks.assertChainLeases();
+    if (channels.transactionExec.hasSubscribers) {
+      channels.transactionExec.publish(() => ({ label, attempt, commands: commands.length }));
     }
-    if (failures > 0) return { kind: 'failed', context, error: execError(label, reply, failures) };
-    return { kind: 'committed', context, value, replies: values };
+    context.execSent = true;
+    return connection.exec(this.prepareForExec(commands), label);
   }
 
   /**
@@ -372,20 +459,22 @@ export class TransactionRunner implements BeforeApplicationShutdown {
     return new TransactionContext(label, client, this.recorder, watch);
   }
 
-  /** Drops a WATCH the method left behind; false when the connection's state is uncertain. */
-  private async unwatch(context: TransactionContext): Promise<boolean> {
+  /**
+   * Whether the connection can go back to the pool: false when its state is
+   * uncertain. A WATCH the method left behind (nothing was sent to EXEC) is
+   * dropped first; after EXEC, whatever it answered, none is left, and the
+   * answer comes without a promise.
+   */
+  private unwatchLeftover(context: TransactionContext): boolean | Promise<boolean> {
     const watch = context.watch;
     if (!watch) return true;
     const connection: TxConnection = watch.connection;
     if (!connection.isReady || connection.generation !== watch.generation) return false;
-    // EXEC, whatever it answered, already dropped every WATCH of the connection.
     if (context.execSent) return true;
-    try {
-      await connection.redis.unwatch();
-      return true;
-    } catch {
-      return false;
-    }
+    return connection.redis.unwatch().then(
+      () => true,
+      () => false,
+    );
   }
 
   /** Nothing of the attempt was applied: tell listeners and run its rollback hooks. */
@@ -428,6 +517,50 @@ export class TransactionRunner implements BeforeApplicationShutdown {
       );
     }
   }
+}
+
+function isThenable<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
+  return (
+    (typeof value === 'object' || typeof value === 'function') &&
+    value !== null &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
+}
+
+/** EXEC's reply to await, rather than an attempt settled before sending (see `exec`). */
+function isSent<T>(sent: AttemptOutcome<T> | Promise<ExecReply>): sent is Promise<ExecReply> {
+  return !('kind' in sent);
+}
+
+/** What EXEC's answer makes of the attempt. */
+function execOutcome<T>(
+  context: TransactionContext,
+  value: T,
+  reply: ExecReply,
+): AttemptOutcome<T> {
+  if (reply === null) return { kind: 'conflict', context };
+  const values: unknown[] = new Array<unknown>(reply.length);
+  let failures = 0;
+  for (let i = 0; i < reply.length; i++) {
+    const [error, value] = reply[i]!;
+    if (error) failures++;
+    values[i] = value;
+  }
+  if (failures > 0) {
+    return { kind: 'failed', context, error: execError(context.label, reply, failures) };
+  }
+  return { kind: 'committed', context, value, replies: values };
+}
+
+/**
+ * EXEC not sent, or refused as a whole: nothing was applied when it was
+ * refused before sending (TransactionAbortedError, LockLostError); otherwise
+ * the outcome is unknown.
+ */
+function execRefused<T>(context: TransactionContext, error: unknown): AttemptOutcome<T> {
+  return error instanceof TransactionAbortedError || error instanceof LockLostError
+    ? { kind: 'rolled-back', context, error }
+    : { kind: 'failed', context, error };
 }
 
 /** Every command's result or error, for a transaction in which some commands failed at EXEC. */

@@ -1,6 +1,7 @@
 import { addMethodLayer } from '../binding/method-layers.js';
 import type { TransactionOptions } from './transaction.options.js';
 import { checkTransactionOptions } from './transaction-options.validator.js';
+import { valueOnly } from './transaction-shape.js';
 
 /**
  * Runs the method as a Redis transaction: commands queued on `RedisTx.multi`
@@ -11,14 +12,17 @@ import { checkTransactionOptions } from './transaction-options.validator.js';
 export function Transactional(options: TransactionOptions = {}): MethodDecorator {
   return (target, propertyKey, descriptor) => {
     const label = `${target.constructor.name}.${String(propertyKey)}`;
+    // Checked once, here: every call reuses the same options.
     checkTransactionOptions(options, `@Transactional() on ${label}`);
     addMethodLayer(
       target,
       descriptor,
       {
         order: 1,
-        run: async ({ transactions }, _self, args, next) =>
-          (await transactions.execute(next, options, args, label)).value,
+        // The runner's promise resolves to the method's value itself: no
+        // async wrapper, no promise chained on to unwrap it.
+        run: ({ transactions }, _self, args, next) =>
+          transactions.execute(next, options, args, label, valueOnly),
       },
       label,
     );
