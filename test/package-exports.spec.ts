@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { importWithout } from './support/import-without.js';
 
 /** Every public name of the contract, as a user's `import … from 'nestjs-redis-tx'` sees it. */
 const documentedExports = [
@@ -62,36 +63,11 @@ describe('the built package entry', () => {
 });
 
 describe('the built nestjs-redis-tx/otel entry', () => {
-  /**
-   * Imports `entry` in a fresh Node process whose module loader refuses
-   * @opentelemetry/api, as in an app that has not installed it.
-   */
-  const importWithoutOtel = (entry: string): string => {
-    const hooks = `export async function resolve(specifier, context, next) {
-      if (specifier === '@opentelemetry/api' || specifier.startsWith('@opentelemetry/api/'))
-        throw new Error('@opentelemetry/api was loaded');
-      return next(specifier, context);
-    }`;
-    const register = `import { register } from 'node:module';
-      register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hooks)}`)});`;
-    const script = `try { await import(${JSON.stringify(entry)}); console.log('loaded'); }
-      catch (error) { console.log(error.message); }`;
-    return execFileSync(
-      process.execPath,
-      [
-        '--import',
-        `data:text/javascript,${encodeURIComponent(register)}`,
-        '--input-type=module',
-        '-e',
-        script,
-      ],
-      { encoding: 'utf8' },
-    ).trim();
-  };
-
   it('nestjs-redis-tx loads without @opentelemetry/api; nestjs-redis-tx/otel is where it is needed', () => {
-    expect(importWithoutOtel('nestjs-redis-tx')).toBe('loaded');
-    expect(importWithoutOtel('nestjs-redis-tx/otel')).toBe('@opentelemetry/api was loaded');
+    expect(importWithout('nestjs-redis-tx', '@opentelemetry/api')).toBe('loaded');
+    expect(importWithout('nestjs-redis-tx/otel', '@opentelemetry/api')).toBe(
+      '@opentelemetry/api was loaded',
+    );
   });
 
   it('a CommonJS require() of nestjs-redis-tx loads nothing of OpenTelemetry', () => {

@@ -1,11 +1,10 @@
 import 'reflect-metadata';
 import type { INestApplication } from '@nestjs/common';
-import { Test } from '@nestjs/testing';
 import { Redis } from 'ioredis';
 import request from 'supertest';
 import { LockService } from '../../lib/index.js';
-import { AppModule } from '../../sample-app/src/app.module.js';
 import { useRedisServer } from '../support/redis.js';
+import { startSampleApp } from './in-process-app.js';
 
 describe('the sample app’s lock admin routes', () => {
   const bed = useRedisServer();
@@ -15,11 +14,7 @@ describe('the sample app’s lock admin routes', () => {
 
   beforeAll(async () => {
     observer = new Redis(bed.server.url);
-    const moduleRef = await Test.createTestingModule({
-      imports: [AppModule.forRedis(bed.server.url, { instanceId: 'admin' })],
-    }).compile();
-    app = moduleRef.createNestApplication({ logger: false });
-    await app.init();
+    app = await startSampleApp(bed.server.url, 'admin');
   });
   bed.beforeStop(async () => {
     await app?.close();

@@ -1,10 +1,9 @@
 import 'reflect-metadata';
 import type { INestApplication } from '@nestjs/common';
-import { Test } from '@nestjs/testing';
 import { Redis } from 'ioredis';
 import request from 'supertest';
-import { AppModule } from '../../sample-app/src/app.module.js';
 import { useRedisServer } from '../support/redis.js';
+import { startSampleApp } from './in-process-app.js';
 
 // The sample's answers to bad and unlucky requests, in process; what two
 // instances do together is in built-app.spec.ts.
@@ -16,11 +15,7 @@ describe('the sample app over HTTP, one instance', () => {
 
   beforeAll(async () => {
     observer = new Redis(bed.server.url);
-    const moduleRef = await Test.createTestingModule({
-      imports: [AppModule.forRedis(bed.server.url, { instanceId: 'solo' })],
-    }).compile();
-    app = moduleRef.createNestApplication({ logger: false });
-    await app.init();
+    app = await startSampleApp(bed.server.url, 'solo');
   });
   bed.beforeStop(async () => {
     await app?.close();

@@ -1,9 +1,7 @@
 import 'reflect-metadata';
 import type { INestApplication } from '@nestjs/common';
-import { Test } from '@nestjs/testing';
 import { Redis } from 'ioredis';
 import request from 'supertest';
-import { AppModule } from '../../sample-app/src/app.module.js';
 import type { NestEventMessage } from '../../sample-app/src/nest-event.js';
 import {
   TRANSFER_COMPLETED,
@@ -11,6 +9,7 @@ import {
 } from '../../sample-app/src/transfer-events.js';
 import { Inbox } from '../recipes/fixtures/inbox.js';
 import { useRedisServer } from '../support/redis.js';
+import { startSampleApp } from './in-process-app.js';
 import { useUnhandledRejections } from '../support/unhandled-rejections.js';
 
 // The sample publishes transfer.completed in the transfer's own MULTI, in
@@ -29,11 +28,7 @@ describe('the sample app publishes transfer.completed on commit', () => {
       received.add(JSON.parse(message) as NestEventMessage<TransferCompleted>),
     );
     await subscriber.subscribe(TRANSFER_COMPLETED);
-    const moduleRef = await Test.createTestingModule({
-      imports: [AppModule.forRedis(bed.server.url, { instanceId: 'events' })],
-    }).compile();
-    app = moduleRef.createNestApplication({ logger: false });
-    await app.init();
+    app = await startSampleApp(bed.server.url, 'events');
   });
   bed.beforeStop(async () => {
     await app?.close();

@@ -9,6 +9,7 @@ import { InvalidOptionsError, LockService, RedisTxModule } from '../../lib/index
 import { RedisTxHealthIndicator, RedisTxHealthModule } from '../../lib/terminus/index.js';
 import { useRedisServer, useRedisServers } from '../support/redis.js';
 import { Slack } from '../support/timing.js';
+import { importWithout } from '../support/import-without.js';
 
 const password = 'health-pw-9c1e';
 
@@ -150,36 +151,11 @@ describe('RedisTxHealthIndicator with Redlock', () => {
 });
 
 describe('the built package entries', () => {
-  /**
-   * Imports `entry` in a fresh Node process whose module loader refuses
-   * @nestjs/terminus, as in an app that has not installed it.
-   */
-  const importWithoutTerminus = (entry: string): string => {
-    const hooks = `export async function resolve(specifier, context, next) {
-      if (specifier === '@nestjs/terminus' || specifier.startsWith('@nestjs/terminus/'))
-        throw new Error('@nestjs/terminus was loaded');
-      return next(specifier, context);
-    }`;
-    const register = `import { register } from 'node:module';
-      register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hooks)}`)});`;
-    const script = `try { await import(${JSON.stringify(entry)}); console.log('loaded'); }
-      catch (error) { console.log(error.message); }`;
-    return execFileSync(
-      process.execPath,
-      [
-        '--import',
-        `data:text/javascript,${encodeURIComponent(register)}`,
-        '--input-type=module',
-        '-e',
-        script,
-      ],
-      { encoding: 'utf8' },
-    ).trim();
-  };
-
   it('nestjs-redis-tx loads without @nestjs/terminus; nestjs-redis-tx/terminus is where it is needed', () => {
-    expect(importWithoutTerminus('nestjs-redis-tx')).toBe('loaded');
-    expect(importWithoutTerminus('nestjs-redis-tx/terminus')).toBe('@nestjs/terminus was loaded');
+    expect(importWithout('nestjs-redis-tx', '@nestjs/terminus')).toBe('loaded');
+    expect(importWithout('nestjs-redis-tx/terminus', '@nestjs/terminus')).toBe(
+      '@nestjs/terminus was loaded',
+    );
   });
 
   it('nestjs-redis-tx/terminus exports the indicator and its module', () => {
