@@ -1,6 +1,6 @@
 import { InvalidCronJobError } from '../errors/invalid-cron-job.error.js';
 import { messages } from '../redis-tx.messages.js';
-import { CronSchedule, loadCronTime } from './cron-schedule.js';
+import { badCronExpression, CronSchedule, loadCronTime } from './cron-schedule.js';
 import type { MisfirePolicy, OncePerTickOptions } from './cron-ticks.options.js';
 
 // The metadata keys `@Cron()` of @nestjs/schedule sets with SetMetadata. Read
@@ -58,12 +58,7 @@ export async function planCronJob(
     // Some expressions parse yet never fire (February 30th): find out now, not at the first tick.
     schedule.latestAtOrBefore(schedule.next(now));
   } catch (cause) {
-    throw new InvalidCronJobError(
-      messages.cronTickBadExpression(label, expression, (cause as Error).message),
-      label,
-      'bad-expression',
-      { cause },
-    );
+    throw badCronExpression(label, expression, (cause as Error).message, cause);
   }
   return {
     job,

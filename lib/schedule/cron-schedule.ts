@@ -35,6 +35,21 @@ export function loadCronTime(label: string): Promise<CronTimeClass> {
 }
 
 /** Where a job's expression is evaluated: an IANA time zone, or a fixed offset from UTC in minutes. */
+/** The error for an expression that does not parse, or parses yet never fires; `why` says which. */
+export function badCronExpression(
+  label: string,
+  expression: unknown,
+  why: string,
+  cause?: unknown,
+): InvalidCronJobError {
+  return new InvalidCronJobError(
+    messages.cronTickBadExpression(label, expression, why),
+    label,
+    'bad-expression',
+    cause === undefined ? undefined : { cause },
+  );
+}
+
 export interface CronZone {
   timeZone?: string;
   utcOffset?: number;
@@ -61,11 +76,7 @@ export class CronSchedule {
     label: string,
   ): CronSchedule {
     if (typeof expression !== 'string') {
-      throw new InvalidCronJobError(
-        messages.cronTickBadExpression(label, expression, 'it is not a cron expression string'),
-        label,
-        'bad-expression',
-      );
+      throw badCronExpression(label, expression, 'it is not a cron expression string');
     }
     let time: CronTimeLike;
     try {
@@ -74,12 +85,7 @@ export class CronSchedule {
           ? new CronTime(expression, null, zone.utcOffset)
           : new CronTime(expression, zone.timeZone ?? null, null);
     } catch (cause) {
-      throw new InvalidCronJobError(
-        messages.cronTickBadExpression(label, expression, (cause as Error).message),
-        label,
-        'bad-expression',
-        { cause },
-      );
+      throw badCronExpression(label, expression, (cause as Error).message, cause);
     }
     return new CronSchedule(time, zoneName(time, zone));
   }
