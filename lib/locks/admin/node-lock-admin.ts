@@ -4,7 +4,7 @@ import { RedisTxError } from '../../errors/redis-tx.error.js';
 import { lockRefusal } from '../../errors/lock-refusal.js';
 import { messages } from '../../redis-tx.messages.js';
 import type { HeldPart } from '../held-lock.js';
-import { lockRedisKeys } from '../lock-keys.js';
+import { lockRedisKeys, type LockRedisKeys } from '../lock-keys.js';
 import type { LockSlotKeys } from '../lock-slot-keys.js';
 import { evictionId, evictionsKey } from './eviction-keys.js';
 import { lockAdminScripts } from './lock-admin.scripts.js';
@@ -33,16 +33,7 @@ export class NodeLockAdmin {
     const keys = lockRedisKeys(this.keyPrefix, name);
     const { lua, numberOfKeys } = lockAdminScripts.inspect;
     const reply = (await this.run(name, (redis) =>
-      redis.eval(
-        lua,
-        numberOfKeys,
-        keys.writer,
-        keys.readers,
-        keys.permits,
-        keys.queue,
-        keys.waiterLeases,
-        LOCK_INSPECT_MAX_WAITERS,
-      ),
+      redis.eval(lua, numberOfKeys, ...lockStateKeys(keys), LOCK_INSPECT_MAX_WAITERS),
     )) as (string | number)[];
     return readInspection(name, reply);
   }
@@ -54,11 +45,7 @@ export class NodeLockAdmin {
       redis.eval(
         lua,
         numberOfKeys,
-        keys.writer,
-        keys.readers,
-        keys.permits,
-        keys.queue,
-        keys.waiterLeases,
+        ...lockStateKeys(keys),
         this.slotKeys.fence(keys),
         evictionsKey(keys),
         this.slotKeys.channel(keys),
@@ -91,4 +78,13 @@ export class NodeLockAdmin {
       );
     }
   }
+}
+
+/**
+ * The keys of a lock's state in the order both admin scripts take them
+ * first (see lock-admin.scripts.ts): the writer, the readers, the permits,
+ * the line and the line's leases.
+ */
+function lockStateKeys(keys: LockRedisKeys): string[] {
+  return [keys.writer, keys.readers, keys.permits, keys.queue, keys.waiterLeases];
 }
