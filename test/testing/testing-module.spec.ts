@@ -134,9 +134,11 @@ describe('RedisTxTestingModule with a throwaway server', () => {
     const [pid, port, state] = (await child.line('pid ')).split(' ');
     expect(state).toBe('alive');
     // A connection to the server closes when the server dies: the event to wait for.
+    // It may end with a reset rather than a FIN (ECONNRESET, then 'close'), so the
+    // wait is on 'close' alone: once() would reject on that 'error'.
     const connection = createConnection({ host: '127.0.0.1', port: Number(port) });
     connection.on('error', () => undefined);
-    const serverGone = once(connection, 'close');
+    const serverGone = new Promise<void>((resolve) => connection.once('close', () => resolve()));
     await once(connection, 'connect');
     child.tell('end');
     // The process ends by itself: the server's handles are not what keeps it.
