@@ -55,12 +55,14 @@ describe('handing a lock over to another process (the built package)', () => {
   bed.beforeStop(() => reports?.close());
 
   it('B adopts what A handed over: same fencing token, renewed by B, released by B; A lets go', async () => {
+    // B is up before the short lease starts: starting a process is not what is tested.
+    const b = start('adopt');
+    await b.line('ready');
     const lock = await locks().acquire('handed', { ttlMs: 1_500 });
     const handle = lock.toHandle();
     expect(lock.signal.aborted).toBe(true);
     expect((lock.signal.reason as LockLostError).reason).toBe('handed-over');
 
-    const b = start('adopt');
     b.tell(JSON.stringify(handle));
     expect(Number(await b.line('adopted'))).toBe(lock.fencingToken);
     // B renews (a third of the lease after adopting); A never does again.
