@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Cluster, Command, type Redis } from 'ioredis';
 import type { RedisClient } from '../connection/redis-client.js';
-import { lockScripts, type LockScriptCommands } from './lock.scripts.js';
+import { lockScripts, type LockScriptCommands, type LockScriptReply } from './lock.scripts.js';
 
 type Args = (string | number)[];
 type ScriptName = keyof typeof lockScripts;
@@ -36,7 +36,7 @@ export class LockScriptSender {
   }
 
   /** `beforeWrite` runs right before each command goes out (see WriteCoalescer). */
-  send(redis: RedisClient, keysThenArgs: Args, beforeWrite: () => void): Promise<number> {
+  send(redis: RedisClient, keysThenArgs: Args, beforeWrite: () => void): Promise<LockScriptReply> {
     beforeWrite();
     if (redis instanceof Cluster) {
       return (redis as unknown as LockScriptCommands)[this.name](...keysThenArgs);
@@ -66,14 +66,14 @@ export class LockScriptSender {
     name: 'eval' | 'evalsha',
     script: string,
     keysThenArgs: Args,
-  ): Promise<number> {
+  ): Promise<LockScriptReply> {
     const { keyPrefix, showFriendlyErrorStack } = redis.options;
     const command = new Command(name, [script, this.numberOfKeys, keysThenArgs], {
       keyPrefix,
       replyEncoding: 'utf8',
       errorStack: showFriendlyErrorStack ? new Error() : undefined,
     });
-    return redis.sendCommand(command) as Promise<number>;
+    return redis.sendCommand(command) as Promise<LockScriptReply>;
   }
 }
 

@@ -15,6 +15,17 @@ if #gone > 0 then
   redis.call('ZREMRANGEBYSCORE', ${leases}, '-inf', now)
 end`;
 
+// A waiter's token names its application after an "@" (see holderToken), and
+// each application listens on a channel of its own: a hand-off reaches the
+// process that waits for it and no other. Tokens made before there was an
+// application in them are announced on the base channel.
+const channelOf = `
+local function channelOf(base, token)
+  local app = string.match(token, '^%x+@(%w+)%.')
+  if app then return base .. ':' .. app end
+  return base
+end`;
+
 // The writer key holds "<token> <fencing token>", so a holder that missed
 // its hand-off message can still learn its fencing token.
 const ownsWriter = `
@@ -25,13 +36,16 @@ end`;
 /**
  * Hands a free lock to the head of the line when it waits to write: the lock
  * is set in its name, so no newcomer can take it first, and the message
- * wakes the waiter, which confirms it with one more acquire (renewing the
- * lease from a moment it knows). Any other head (a reader, a semaphore) is
- * woken to try. Waiter tokens end in ".<mode>.<ttlMs>", which is how the
- * script knows what the head wants.
+ * wakes the waiter, which holds the lock from then on. Any other head (a
+ * reader, a semaphore) is woken to try. Waiter tokens end in
+ * ".<mode>.<ttlMs>", which is how the script knows what the head wants.
+ *
+ * A head of the application that runs the script (\`here\`, its id) is not
+ * told on its channel: the message is returned, and that application wakes
+ * its waiter from the reply, sparing a publication and a read of it.
  */
-const handOff = `
-local function handOff(writer, readers, queue, leases, fence, channel, publish, now)
+const handOff = `${channelOf}
+local function handOff(writer, readers, queue, leases, fence, channel, publish, now, here)
   local gone = redis.call('ZRANGEBYSCORE', leases, '-inf', now)
   if #gone > 0 then
     redis.call('ZREM', queue, unpack(gone))
@@ -41,15 +55,16 @@ local function handOff(writer, readers, queue, leases, fence, channel, publish, 
   if not head then return end
   local headMode, headTtl = string.match(head, '%.(%a)%.(%d+)$')
   redis.call('ZREMRANGEBYSCORE', readers, '-inf', now)
+  local message = head
   if headMode == 'w' and redis.call('EXISTS', writer) == 0 and redis.call('ZCARD', readers) == 0 then
     local granted = redis.call('INCR', fence)
     redis.call('SET', writer, head .. ' ' .. granted, 'PX', tonumber(headTtl))
     redis.call('ZREM', queue, head)
     redis.call('ZREM', leases, head)
-    redis.call(publish, channel, head .. ' ' .. granted)
-  else
-    redis.call(publish, channel, head)
+    message = head .. ' ' .. granted
   end
+  if here and string.match(head, '^%x+@(%w+)%.') == here then return message end
+  redis.call(publish, channelOf(channel, head), message)
 end`;
 
 /**
@@ -111,7 +126,10 @@ if free and (head == nil or head == token) then
     if redis.call('PTTL', holders) < ttl then redis.call('PEXPIRE', holders, ttl) end
     -- A reader or a permit leaves room: the next in line may go too.
     local nextHead = redis.call('ZRANGE', queue, 0, 0)[1]
-    if nextHead then redis.call(publish, channel, nextHead) end
+    if nextHead then
+      ${channelOf}
+      redis.call(publish, channelOf(channel, nextHead), nextHead)
+    end
   end
   return redis.call('INCR', fence)
 end
@@ -127,12 +145,15 @@ end
 return 0`;
 
 /**
- * KEYS: writer, readers, permits, queue, waiterLeases, fence. ARGV: token, mode, channel, publish command.
+ * KEYS: writer, readers, permits, queue, waiterLeases, fence.
+ * ARGV: token, mode, channel, publish command, the releasing application's id.
  * Returns 1 when this token held the lock and released it, 0 otherwise; then
- * hands the lock to the next in line, or wakes it.
+ * hands the lock to the next in line, or wakes it. When that waiter is of
+ * the releasing application, the reply is the message meant for it instead
+ * of 1 (see handOff).
  */
 const release = `
-local token, mode, channel, publish = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local token, mode, channel, publish, here = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 ${ownsWriter}
 ${handOff}
 local released = 0
@@ -146,7 +167,8 @@ end
 -- Only when someone is in line is there anyone to hand over to.
 if released == 1 and redis.call('EXISTS', KEYS[4]) == 1 then
   ${now}
-  handOff(KEYS[1], KEYS[2], KEYS[4], KEYS[5], KEYS[6], channel, publish, now)
+  local told = handOff(KEYS[1], KEYS[2], KEYS[4], KEYS[5], KEYS[6], channel, publish, now, here)
+  if told then return told end
 end
 return released`;
 
@@ -207,7 +229,10 @@ export const lockScripts = {
   nestjsRedisTxLockIsLocked: { lua: isLocked, numberOfKeys: 3 },
 } as const;
 
-type ScriptCall = (...keysThenArgs: (string | number)[]) => Promise<number>;
+/** Every script answers a number, but a release may answer the hand-off message meant for this application. */
+export type LockScriptReply = number | string;
+
+type ScriptCall = (...keysThenArgs: (string | number)[]) => Promise<LockScriptReply>;
 
 /** The scripts as ioredis exposes them once registered. */
 export type LockScriptCommands = Record<keyof typeof lockScripts, ScriptCall>;

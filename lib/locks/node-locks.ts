@@ -15,14 +15,14 @@ import type { ResolvedRedisTxOptions } from '../module/redis-tx.options.js';
 import { messages } from '../redis-tx.messages.js';
 import { ackConnections } from './ack-connections.js';
 import type { ForceReleaseResult, LockInspection } from './admin/lock-inspection.js';
-import { holderToken } from './admin/holder-token.js';
+import { holderToken, newApplicationId } from './admin/holder-token.js';
 import { NodeLockAdmin } from './admin/node-lock-admin.js';
 import { modeName, type HeldPart, type ScriptMode } from './held-lock.js';
 import { lockRedisKeys, type LockRedisKeys } from './lock-keys.js';
-import { lockSlotKeys, type LockSlotKeys } from './lock-slot-keys.js';
+import { handOffChannel, lockSlotKeys, type LockSlotKeys } from './lock-slot-keys.js';
 import type { AcquiredPart, LockStore, PartRequest, WokenBy } from './lock-store.js';
 import { leaseEndsAt } from './lease-validity.js';
-import { type LockScriptCommands } from './lock.scripts.js';
+import { type LockScriptCommands, type LockScriptReply } from './lock.scripts.js';
 import { lockScriptSenders } from './lock-script-sender.js';
 import { ReleaseListener, type Subscription } from './release-listener.js';
 import { ReplicaAcks } from './replica-acks.js';
@@ -43,6 +43,8 @@ export class NodeLocks implements LockStore {
   private readonly cluster: boolean;
   private readonly admin: NodeLockAdmin;
   private readonly recentKeys = new Map<string, LockRedisKeys>();
+  /** Names this application in its waiters' tokens, so that their hand-offs come to its channel alone. */
+  private readonly application = newApplicationId();
 
   constructor(
     private readonly connections: RedisConnections,
@@ -68,12 +70,15 @@ export class NodeLocks implements LockStore {
   async acquirePart(name: string, request: PartRequest): Promise<AcquiredPart> {
     const keys = this.keysOf(name);
     // The suffix tells the release script what this waiter wants, so it can hand the lock over.
-    const token = holderToken(request.mode, request.ttlMs, request.permits);
+    const token = holderToken(request.mode, request.ttlMs, request.permits, this.application);
     // A try-lock never waits, so it never needs to hear a hand-off.
     if (request.deadline <= performance.now()) {
       return this.acquireListening(name, keys, token, request, noHandOffs);
     }
-    const handOffs = new HandOffChannel(this.listener, this.slotKeys.channel(keys));
+    const handOffs = new HandOffChannel(
+      this.listener,
+      handOffChannel(this.slotKeys.channelBase(keys), this.application),
+    );
     const stopKeeping = this.listener.keepFor(token);
     try {
       return await this.acquireListening(name, keys, token, request, handOffs);
@@ -240,7 +245,7 @@ export class NodeLocks implements LockStore {
     connection?: TxConnection,
   ): Promise<number> {
     try {
-      return await this.script(
+      const fence = await this.script(
         'nestjsRedisTxLockAcquire',
         name,
         [
@@ -257,12 +262,13 @@ export class NodeLocks implements LockStore {
           options.permits,
           enqueue ? 1 : 0,
           pollMs * 3,
-          this.slotKeys.channel(keys),
+          this.slotKeys.channelBase(keys),
           this.publishCommand,
         ],
         connection,
         new AcquisitionFailures(this, { name, keys, token, fence: 0 }, options),
       );
+      return fence as number;
     } catch (error) {
       // Redis answered with an error (nothing was taken), or the failure is
       // typed already (nothing sent; or sent, lost, and being released).
@@ -325,14 +331,22 @@ export class NodeLocks implements LockStore {
       this.slotKeys.fence(keys),
       part.token,
       mode,
-      this.slotKeys.channel(keys),
+      this.slotKeys.channelBase(keys),
       this.publishCommand,
-    ]).then(isOne);
+      this.application,
+    ]).then(this.released);
   }
+
+  /** A release's reply: 1 or 0, or the hand-off message for a waiter here, delivered now rather than published. */
+  private readonly released = (reply: LockScriptReply): boolean => {
+    if (typeof reply === 'number') return reply === 1;
+    this.listener.deliver(reply);
+    return true;
+  };
 
   /** Where a script announces a hand-off, and with which command: SPUBLISH keeps it on the lock's shard. */
   private publishArgs(keys: LockRedisKeys): [channel: string, command: 'SPUBLISH' | 'PUBLISH'] {
-    return [this.slotKeys.channel(keys), this.publishCommand];
+    return [this.slotKeys.channelBase(keys), this.publishCommand];
   }
 
   private get publishCommand(): 'SPUBLISH' | 'PUBLISH' {
@@ -349,7 +363,7 @@ export class NodeLocks implements LockStore {
     args: (string | number)[],
     on?: TxConnection,
     failures?: ScriptFailures,
-  ): Promise<number> {
+  ): Promise<LockScriptReply> {
     const connection = on ?? this.connections.locks;
     // Ready (the common case): sent at once, with no label made for a wait that does not happen.
     if (connection.isReady) return this.send(connection, command, name, args, failures);
@@ -369,7 +383,7 @@ export class NodeLocks implements LockStore {
     name: string,
     args: (string | number)[],
     failures: ScriptFailures | undefined,
-  ): Promise<number> {
+  ): Promise<LockScriptReply> {
     return lockScriptSenders[command]
       .send(connection.redis, args, connection.coalesceWrites)
       .then(undefined, (error: unknown) => {
@@ -484,8 +498,6 @@ class HandOffChannel implements HandOffs {
 }
 
 const noHandOffs: HandOffs = { established: () => undefined, listen: async () => true };
-
-const isOne = (reply: number): boolean => reply === 1;
 
 /** How many lock names keep their keys made (see keysOf): a few hundred kilobytes at most. */
 const RECENT_KEYS_KEPT = 4096;

@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import type { Cluster } from 'ioredis';
 import type { RedisConnections } from '../connection/redis-connections.js';
 
@@ -19,10 +18,13 @@ export interface Subscription {
  * when it handed the lock over); one subscriber connection serves every
  * waiter of the module, so a wake-up costs no command and wakes no one else.
  *
- * On one node there is a single channel, subscribed on the first wait and
- * kept. On Redis Cluster each hash slot has its own channel, published with
- * SPUBLISH so that only the shard owning the slot carries the message, and
- * subscribed with SSUBSCRIBE only while someone waits on a lock of that slot.
+ * Each application has a channel of its own (its id is in its waiters'
+ * tokens), so a hand-off wakes only the process that waits for it: with
+ * replicas of a service waiting on one lock, the others do not read it. On
+ * one node that is a single channel, subscribed on the first wait and kept.
+ * On Redis Cluster there is one per hash slot, published with SPUBLISH so
+ * that only the shard owning the slot carries the message, and subscribed
+ * with SSUBSCRIBE only while someone waits on a lock of that slot.
  * An acquisition that finds the lock free subscribes to nothing.
  */
 export class ReleaseListener {
@@ -98,27 +100,39 @@ export class ReleaseListener {
       this.inLine.set(token, undefined);
       return kept;
     }
-    const gaveUp = new AbortController();
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      return await Promise.race([
-        new Promise<Wake>((resolve) =>
-          this.waiters.set(token, (fence) =>
-            resolve(fence === undefined ? { reason: 'release' } : { reason: 'granted', fence }),
-          ),
-        ),
-        new Promise<Wake>((resolve) => {
-          timer = setTimeout(() => resolve({ reason: 'poll' }), pollMs);
-        }),
-        once(signal, 'abort', { signal: gaveUp.signal }).then(
-          (): Wake => ({ reason: 'aborted' }),
-          (): Wake => ({ reason: 'aborted' }),
-        ),
-      ]);
-    } finally {
-      this.waiters.delete(token);
-      clearTimeout(timer);
-      gaveUp.abort();
+    // One promise, settled by whichever comes first. No AbortController per
+    // wait: aborting one builds an AbortError with a stack, on every hand-off.
+    return new Promise<Wake>((resolve) => {
+      const done = (wake: Wake) => {
+        this.waiters.delete(token);
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        resolve(wake);
+      };
+      const onAbort = () => done({ reason: 'aborted' });
+      const timer = setTimeout(() => done({ reason: 'poll' }), pollMs);
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.waiters.set(token, (fence) =>
+        done(fence === undefined ? { reason: 'release' } : { reason: 'granted', fence }),
+      );
+    });
+  }
+
+  /**
+   * Wakes the waiter a hand-off message names, or keeps the message for it
+   * until it waits: whether the message came on this application's channel,
+   * or in the reply to a release this application made.
+   */
+  deliver(message: string): void {
+    const [token, fence] = message.split(' ') as [string, string | undefined];
+    const called = fence === undefined ? undefined : Number(fence);
+    const waiter = this.waiters.get(token);
+    if (waiter) waiter(called);
+    else if (this.inLine.has(token)) {
+      this.inLine.set(
+        token,
+        called === undefined ? { reason: 'release' } : { reason: 'granted', fence: called },
+      );
     }
   }
 
@@ -127,17 +141,7 @@ export class ReleaseListener {
     this.listening = true;
     // The message is the waiter's token, followed by its fencing token when the lock was handed over.
     const onMessage = (channel: string, message: string) => {
-      if (!this.subscriptions.has(channel)) return;
-      const [token, fence] = message.split(' ') as [string, string | undefined];
-      const called = fence === undefined ? undefined : Number(fence);
-      const waiter = this.waiters.get(token);
-      if (waiter) waiter(called);
-      else if (this.inLine.has(token)) {
-        this.inLine.set(
-          token,
-          called === undefined ? { reason: 'release' } : { reason: 'granted', fence: called },
-        );
-      }
+      if (this.subscriptions.has(channel)) this.deliver(message);
     };
     this.connections.subscriber.on(this.sharded ? 'smessage' : 'message', onMessage);
   }

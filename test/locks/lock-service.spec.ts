@@ -121,6 +121,74 @@ describe('LockService', () => {
     expect(await lock.release()).toBe(true);
   });
 
+  it("announces a hand-off on the waiting application's own channel, heard by no other application", async () => {
+    const third = await createTestApp({ options: { connection: bed.server.url } });
+    const watcher = bed.observer.duplicate();
+    const heard: { channel: string; message: string }[] = [];
+    watcher.on('pmessage', (_pattern: string, channel: string, message: string) =>
+      heard.push({ channel, message }),
+    );
+    try {
+      await watcher.psubscribe('lock:handoff*');
+      // The third application waits too (on another lock), so it listens.
+      const blocker = await locks().acquire('elsewhere');
+      const thirdWaits = nextEvent(channelNames.lockWait);
+      const thirdWaiting = third.get(LockService).acquire('elsewhere', { waitMs: 30_000 });
+      await thirdWaits;
+
+      const holder = await locks().acquire('routed');
+      const waitAnnounced = nextEvent(channelNames.lockWait);
+      const waiting = second.get(LockService).acquire('routed', { waitMs: 30_000 });
+      await waitAnnounced;
+      await holder.release();
+      const lock = await waiting;
+      await lock.release();
+
+      const channels = await bed.observer.pubsub('CHANNELS', 'lock:handoff*');
+      // Each waiting application subscribed a channel of its own.
+      expect(channels.length).toBeGreaterThanOrEqual(2);
+      const handOff = heard.find((h) => h.message.split(' ')[1] === String(lock.fencingToken));
+      const app = handOff?.message.split(' ')[0]!.split('@')[1]!.split('.')[0];
+      expect(handOff?.channel).toBe(`lock:handoff:${app}`);
+      // The second application's channel: only its waiters' hand-offs are on it.
+      expect(heard.filter((h) => h.channel === handOff!.channel)).toHaveLength(1);
+
+      await blocker.release();
+      await (await thirdWaiting).release();
+    } finally {
+      await watcher.quit();
+      await third.close();
+    }
+  });
+
+  it('wakes a waiter of the releasing application from the release reply, publishing nothing', async () => {
+    const app = await createTestApp({
+      options: { connection: bed.server.url, locks: { pollMs: 60_000 } },
+    });
+    const service = app.get(LockService);
+    const events: LockAcquireEvent[] = [];
+    const listener = (event: unknown) => events.push(event as LockAcquireEvent);
+    subscribe(channelNames.lockAcquire, listener);
+    try {
+      const holder = await service.acquire('local');
+      const waitAnnounced = nextEvent(channelNames.lockWait);
+      const waiting = service.acquire('local', { waitMs: 30_000 });
+      await waitAnnounced;
+      await bed.observer.config('RESETSTAT');
+      await holder.release();
+      const lock = await waiting;
+      // Woken by the release, long before its 60 s poll, with no PUBLISH run.
+      expect(events.at(-1)).toMatchObject({ keys: ['local'], wokenBy: 'release' });
+      expect(await bed.observer.info('commandstats')).not.toMatch(/cmdstat_publish:/);
+      expect(lock.fencingToken).toBeGreaterThan(holder.fencingToken);
+      expect(await service.isLocked('local')).toBe(true);
+      expect(await lock.release()).toBe(true);
+    } finally {
+      unsubscribe(channelNames.lockAcquire, listener);
+      await app.close();
+    }
+  });
+
   it('serves waiters in arrival order, handing off to a different worker each time', async () => {
     const order: number[] = [];
     await Promise.all(

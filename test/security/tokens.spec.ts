@@ -58,7 +58,7 @@ describe('holder tokens', () => {
   /** The holder token stored for a write lock: the writer key holds `<token> <fencing token>`. */
   const storedToken = async (name: string) => {
     const value = await observer.get(lockRedisKeys('lock:', name).writer);
-    return value!.split(' ')[0]!.split('.')[0]!;
+    return value!.split(' ')[0]!.split('@')[0]!;
   };
 
   it('are distinct over 1,000 acquisitions with Math.random stubbed, each 128 random bits', async () => {
@@ -75,7 +75,8 @@ describe('holder tokens', () => {
       ...Array.from({ length: 700 }, (_, i) => `par:${i}`),
     ];
     const values = await observer.mget(names.map((n) => lockRedisKeys('lock:', n).writer));
-    const tokens = values.map((v) => v!.split(' ')[0]!.split('.')[0]!);
+    // The secret is what comes before the application id (see holderToken).
+    const tokens = values.map((v) => v!.split(' ')[0]!.split('@')[0]!);
     expect(new Set(tokens).size).toBe(1_000);
     for (const token of tokens) expect(token).toMatch(/^[0-9a-f]{32}$/);
     // Every one of the 128 bits takes both values across the tokens: not a counter, not a constant.

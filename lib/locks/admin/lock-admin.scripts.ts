@@ -53,7 +53,7 @@ return out`;
 
 /**
  * KEYS: writer, readers, permits, queue, waiterLeases, fence, evictions.
- * ARGV: channel, publish command.
+ * ARGV: hand-off channel base, publish command.
  * Evicts every holder, remembers a hash of each evicted token (so that a
  * holder whose renewal fails can learn why) for as long as it may still
  * renew, raises the fencing counter, and hands the lock to the head of the

@@ -48,7 +48,7 @@ export class NodeLockAdmin {
         ...lockStateKeys(keys),
         this.slotKeys.fence(keys),
         evictionsKey(keys),
-        this.slotKeys.channel(keys),
+        this.slotKeys.channelBase(keys),
         this.slotKeys.sharded ? 'SPUBLISH' : 'PUBLISH',
       ),
     )) as [number, number];

@@ -76,7 +76,7 @@ export function checkLockHandle(raw: unknown): LockHandle {
   if (!list(fencingTokens, (f) => Number.isSafeInteger(f) && (f as number) > 0)) {
     return refuse('has no valid `fencingTokens` for its keys');
   }
-  if (!list(tokens, (t) => typeof t === 'string' && /^[\w.-]{16,200}$/.test(t))) {
+  if (!list(tokens, (t) => typeof t === 'string' && /^[\w.@-]{16,200}$/.test(t))) {
     return refuse('has no valid `tokens` for its keys');
   }
   if (typeof handle.mode !== 'string' || !modes.includes(handle.mode)) {
