@@ -220,9 +220,40 @@ if redis.call('ZCOUNT', KEYS[2], now + 1, '+inf') > 0 then return 1 end
 if redis.call('ZCOUNT', KEYS[3], now + 1, '+inf') > 0 then return 1 end
 return 0`;
 
+/**
+ * KEYS: writer, readers, queue, fence. ARGV: token, ttlMs.
+ * A write lock taken on the chance that it is free and nobody waits, which
+ * is what most acquisitions find: the fencing token when taken; 0 when a
+ * writer holds it (a try-lock is refused there and then); -1 when readers
+ * hold it or someone is in line, which the full acquire script decides
+ * (it may have to serve the line first, or forget waiters who left).
+ */
+const acquireIfFree = `
+if redis.call('EXISTS', KEYS[1], KEYS[3], KEYS[2]) == 0 then
+  local granted = redis.call('INCR', KEYS[4])
+  redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. granted, 'PX', ARGV[2])
+  return granted
+end
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+return -1`;
+
+/**
+ * KEYS: writer, queue. ARGV: token.
+ * Releases a write lock when nobody is in line: 1 when this token held it,
+ * 0 otherwise. -1 when someone is in line: nothing is done, and the full
+ * release script, which hands the lock over, must run instead.
+ */
+const releaseIfAlone = `
+if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
+local value = redis.call('GET', KEYS[1])
+if value and string.sub(value, 1, #ARGV[1] + 1) == ARGV[1] .. ' ' then return redis.call('DEL', KEYS[1]) end
+return 0`;
+
 /** Registered on the module's own connections under names no user script is likely to take. */
 export const lockScripts = {
+  nestjsRedisTxLockAcquireIfFree: { lua: acquireIfFree, numberOfKeys: 4 },
   nestjsRedisTxLockAcquire: { lua: acquire, numberOfKeys: 6 },
+  nestjsRedisTxLockReleaseIfAlone: { lua: releaseIfAlone, numberOfKeys: 2 },
   nestjsRedisTxLockRelease: { lua: release, numberOfKeys: 6 },
   nestjsRedisTxLockExtend: { lua: extend, numberOfKeys: 3 },
   nestjsRedisTxLockLeave: { lua: leave, numberOfKeys: 5 },

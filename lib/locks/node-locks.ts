@@ -14,6 +14,7 @@ import { REDIS_TX_OPTIONS } from '../module/redis-tx.constants.js';
 import type { ResolvedRedisTxOptions } from '../module/redis-tx.options.js';
 import { messages } from '../redis-tx.messages.js';
 import { ackConnections } from './ack-connections.js';
+import { ContentionMemory } from './contention-memory.js';
 import type { ForceReleaseResult, LockInspection } from './admin/lock-inspection.js';
 import { holderToken, newApplicationId } from './admin/holder-token.js';
 import { NodeLockAdmin } from './admin/node-lock-admin.js';
@@ -45,6 +46,7 @@ export class NodeLocks implements LockStore {
   private readonly recentKeys = new Map<string, LockRedisKeys>();
   /** Names this application in its waiters' tokens, so that their hand-offs come to its channel alone. */
   private readonly application = newApplicationId();
+  private readonly contention = new ContentionMemory();
 
   constructor(
     private readonly connections: RedisConnections,
@@ -71,8 +73,17 @@ export class NodeLocks implements LockStore {
     const keys = this.keysOf(name);
     // The suffix tells the release script what this waiter wants, so it can hand the lock over.
     const token = holderToken(request.mode, request.ttlMs, request.permits, this.application);
+    const tryLock = request.deadline <= performance.now();
+    if (this.mayBeFree(name, request)) {
+      const sentAt = performance.now();
+      const fence = await this.attemptIfFree(name, keys, token, request);
+      if (fence > 0) return { part: { name, keys, token, fence }, sentAt, wokenBy: 'first-try' };
+      this.contention.seen(name);
+      if (fence === 0 && tryLock) throw busy(request, 'busy');
+      // Readers or a line: the full script decides, and puts this one in line.
+    }
     // A try-lock never waits, so it never needs to hear a hand-off.
-    if (request.deadline <= performance.now()) {
+    if (tryLock) {
       return this.acquireListening(name, keys, token, request, noHandOffs);
     }
     const handOffs = new HandOffChannel(
@@ -168,13 +179,12 @@ export class NodeLocks implements LockStore {
       const remaining = deadline - performance.now();
       if (remaining <= 0) {
         if (queued) await this.leave(name, keys, token);
-        throw new LockNotAcquiredError(messages.lockBusy(allNames, options.waitMs), allNames, {
-          reason: canWait ? 'timeout' : 'busy',
-        });
+        throw busy(options, canWait ? 'timeout' : 'busy');
       }
       // Subscribed only now that a wait begins: a hand-off published before
       // the subscription took hold was missed, so try once more first.
       if (!(await this.listen(hear, listeningBefore, name, keys, token, allNames))) continue;
+      this.contention.seen(name);
       if (wokenBy === 'first-try') {
         channels.lockWait.publish(() => ({ keys: allNames, mode: modeName(options.mode) }));
       }
@@ -270,17 +280,53 @@ export class NodeLocks implements LockStore {
       );
       return fence as number;
     } catch (error) {
-      // Redis answered with an error (nothing was taken), or the failure is
-      // typed already (nothing sent; or sent, lost, and being released).
-      if (isLockRefusal(error) || error instanceof LockNotAcquiredError) throw error;
-      // Anything else: the lock may be ours. Release it by token once the
-      // connection is back, so that no key is stranded until its lease ends.
-      this.releaseByToken({ name, keys, token, fence: 0 }, options.mode);
-      throw new LockNotAcquiredError(messages.lockAcquireUnknown(name, error), options.allNames, {
-        reason: 'outcome-unknown',
-        cause: error,
-      });
+      throw this.attemptFailed(error, { name, keys, token, fence: 0 }, options);
     }
+  }
+
+  /**
+   * Whether to try the short script first: a write lock (the full script
+   * serves readers, semaphores and replica acknowledgements) on a name this
+   * process has not found contended lately.
+   */
+  private mayBeFree(name: string, request: PartRequest): boolean {
+    return request.mode === 'w' && request.replicaAcks === 0 && !this.contention.recent(name);
+  }
+
+  /** The short acquire (see acquireIfFree): a fencing token, 0 when a writer holds the lock, -1 when the full script must decide. */
+  private async attemptIfFree(
+    name: string,
+    keys: LockRedisKeys,
+    token: string,
+    options: PartRequest,
+  ): Promise<number> {
+    const part: HeldPart = { name, keys, token, fence: 0 };
+    try {
+      const fence = await this.script(
+        'nestjsRedisTxLockAcquireIfFree',
+        name,
+        [keys.writer, keys.readers, keys.queue, this.slotKeys.fence(keys), token, options.ttlMs],
+        undefined,
+        new AcquisitionFailures(this, part, options),
+      );
+      return fence as number;
+    } catch (error) {
+      throw this.attemptFailed(error, part, options);
+    }
+  }
+
+  private attemptFailed(error: unknown, part: HeldPart, options: PartRequest): unknown {
+    // Redis answered with an error (nothing was taken), or the failure is
+    // typed already (nothing sent; or sent, lost, and being released).
+    if (isLockRefusal(error) || error instanceof LockNotAcquiredError) return error;
+    // Anything else: the lock may be ours. Release it by token once the
+    // connection is back, so that no key is stranded until its lease ends.
+    this.releaseByToken(part, options.mode);
+    return new LockNotAcquiredError(
+      messages.lockAcquireUnknown(part.name, error),
+      options.allNames,
+      { reason: 'outcome-unknown', cause: error },
+    );
   }
 
   /** An attempt whose lock, once taken, replicas must acknowledge (see ReplicaAcks). */
@@ -321,6 +367,23 @@ export class NodeLocks implements LockStore {
   }
 
   release(part: HeldPart, mode: ScriptMode): Promise<boolean> {
+    if (mode !== 'w' || this.contention.recent(part.name))
+      return this.releaseServingLine(part, mode);
+    const { keys } = part;
+    return this.script('nestjsRedisTxLockReleaseIfAlone', part.name, [
+      keys.writer,
+      keys.queue,
+      part.token,
+    ]).then((reply) => {
+      if (reply !== -1) return reply === 1;
+      // Someone came to wait while this was held: the full release hands over.
+      this.contention.seen(part.name);
+      return this.releaseServingLine(part, mode);
+    });
+  }
+
+  /** The full release: lets go, and hands the lock to the next in line, or wakes it. */
+  private releaseServingLine(part: HeldPart, mode: ScriptMode): Promise<boolean> {
     const { keys } = part;
     return this.script('nestjsRedisTxLockRelease', part.name, [
       keys.writer,
@@ -462,6 +525,15 @@ class AcquisitionFailures implements ScriptFailures {
       { reason: 'outcome-unknown', cause },
     );
   }
+}
+
+/** The refusal of a lock that stayed busy: at once for a try-lock, or once the wait ran out. */
+function busy(request: PartRequest, reason: 'busy' | 'timeout'): LockNotAcquiredError {
+  return new LockNotAcquiredError(
+    messages.lockBusy(request.allNames, request.waitMs),
+    request.allNames,
+    { reason },
+  );
 }
 
 /** The hand-off channel of one lock, subscribed on demand. */

@@ -102,7 +102,15 @@ describe('LockService', () => {
   });
 
   it('hands the lock to the waiter inside the release: the waiter holds it without a request of its own', async () => {
-    const holder = await locks().acquire('direct');
+    // The holder waited for the lock itself, so it knows the lock is
+    // contended and releases with the script that hands over (a holder that
+    // never saw contention tries the short release first; see below).
+    const blocker = await second.get(LockService).acquire('direct');
+    const holderWaits = nextEvent(channelNames.lockWait);
+    const holding = locks().acquire('direct', { waitMs: 30_000 });
+    await holderWaits;
+    await blocker.release();
+    const holder = await holding;
     const waitAnnounced = nextEvent(channelNames.lockWait);
     const waiting = second.get(LockService).acquire('direct', { waitMs: 30_000 });
     await waitAnnounced;
@@ -119,6 +127,50 @@ describe('LockService', () => {
     expect(lock.fencingToken).toBeGreaterThan(holder.fencingToken);
     expect(await second.get(LockService).isLocked('direct')).toBe(true);
     expect(await lock.release()).toBe(true);
+  });
+
+  it('takes and releases a lock nobody waits for with short scripts, and hands over when someone came to wait', async () => {
+    const watcher = bed.observer.duplicate();
+    const monitor = await watcher.monitor();
+    // The number of keys of each script call on a name, as MONITOR shows it:
+    // 4 for the short acquire, 2 for the short release, 6 for the full ones.
+    const calls = new Map<string, number[]>();
+    let heard: { name: string; count: number; resolve: () => void } | undefined;
+    monitor.on('monitor', (_time: string, args: string[]) => {
+      const name = /\{([^}]+)\}/.exec(args[3] ?? '')?.[1];
+      if (!/^eval(sha)?$/i.test(args[0]!) || !name) return;
+      const seen = calls.get(name) ?? [];
+      seen.push(Number(args[2]));
+      calls.set(name, seen);
+      if (heard?.name === name && seen.length === heard.count) heard.resolve();
+    });
+    const scriptsOn = (name: string, count: number) =>
+      new Promise<number[]>((resolve) => {
+        heard = { name, count, resolve: () => resolve(calls.get(name)!) };
+        if (calls.get(name)?.length === count) resolve(calls.get(name)!);
+      });
+    try {
+      const alone = await locks().acquire('alone');
+      expect(await alone.release()).toBe(true);
+      expect(await scriptsOn('alone', 2)).toEqual([4, 2]);
+
+      const holder = await locks().acquire('joined');
+      const waitAnnounced = nextEvent(channelNames.lockWait);
+      const waiting = second.get(LockService).acquire('joined', { waitMs: 30_000 });
+      await waitAnnounced;
+      expect(await holder.release()).toBe(true);
+      const next = await waiting;
+      expect(next.fencingToken).toBeGreaterThan(holder.fencingToken);
+      expect(await next.release()).toBe(true);
+      // The holder took it short; the waiter found it held (short), then got
+      // in line (full); the holder's short release found the line and left it
+      // to the full one, which handed over; the waiter, who had waited,
+      // released with the full script.
+      expect(await scriptsOn('joined', 6)).toEqual([4, 4, 6, 2, 6, 6]);
+    } finally {
+      monitor.disconnect();
+      watcher.disconnect();
+    }
   });
 
   it("announces a hand-off on the waiting application's own channel, heard by no other application", async () => {
