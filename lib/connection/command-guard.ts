@@ -6,6 +6,8 @@ import type { RedisClient } from './redis-client.js';
 /** What the guard reads of an ioredis Command. */
 interface SentCommand {
   name: string;
+  /** Set by ioredis on MULTI and the commands queued after it, not on their EXEC. */
+  inTransaction?: boolean;
   /** ioredis 6 marks both outcomes; ioredis 5 marks only a resolve, so the guard marks rejects itself. */
   isSettled?: boolean;
   isResolved?: boolean;
@@ -25,7 +27,8 @@ interface CommandDeque {
   remove(index: number, count: number): unknown;
 }
 
-type SendCommand = (command: SentCommand, ...rest: unknown[]) => Promise<unknown>;
+/** ioredis's `sendCommand(command, stream)`, and a Cluster's `sendCommand(command, stream, node)`. */
+type SendCommand = (command: SentCommand, stream?: unknown, node?: unknown) => Promise<unknown>;
 
 /** How often, per deadline, in-flight commands are looked at: a silent server is caught within 1.25 deadlines. */
 const SWEEPS_PER_DEADLINE = 4;
@@ -44,7 +47,8 @@ const SWEEPS_PER_DEADLINE = 4;
  *   command on it; one never written is withdrawn and fails unsent.
  *
  * Costs one Map entry per command in flight, and one timer per connection
- * only while commands are in flight.
+ * only while commands are in flight. On a connection without an offline
+ * queue, a MULTI block is tracked by its EXEC alone (see `tracksWholeBlocks`).
  */
 export class CommandGuard {
   private readonly inFlight = new Map<SentCommand, number>();
@@ -53,6 +57,17 @@ export class CommandGuard {
   private readonly sweepMs: number;
   /** ioredis 5 leaves `isSettled` unset: track rejections by hand there. */
   private markRejects?: boolean;
+  /**
+   * Whether a MULTI block is watched through its EXEC alone, which spares a
+   * transaction all but one of its Map entries. Its commands are written in
+   * one piece and answered in order, so while EXEC is unanswered every
+   * unanswered command of its block sits in the written queue with it, where
+   * a close or a silent server fails them together (see `failAll`,
+   * `overdue`). Not so where a block can wait unwritten (an offline queue, a
+   * Cluster's queues): a command left behind there could be written later,
+   * so each is tracked.
+   */
+  private readonly tracksWholeBlocks: boolean;
 
   constructor(
     private readonly client: RedisClient,
@@ -60,17 +75,20 @@ export class CommandGuard {
     private readonly onSilent: (node: string) => void = () => undefined,
   ) {
     this.sweepMs = Math.max(1, Math.ceil(deadlineMs / SWEEPS_PER_DEADLINE));
+    this.tracksWholeBlocks =
+      !(client instanceof Cluster) && client.options.enableOfflineQueue === false;
     const send = client.sendCommand as unknown as SendCommand;
-    const guarded: SendCommand = (command, ...rest) => {
+    // Named parameters rather than a rest array: this runs for every command.
+    const guarded: SendCommand = (command, stream, node) => {
       // The handshake (HELLO, AUTH, the ready check…) is ioredis's own: a
       // silent server there is bounded by the wait for 'ready'
       // (readyTimeoutMs), and failing one of its commands would surface as
       // an error nobody catches.
-      if (client.status === 'connect') return send.call(client, command, ...rest);
+      if (client.status === 'connect') return send.call(client, command, stream, node);
       // Before sending: a command can be refused, and settled, inside the call.
       if ((this.markRejects ??= command.isSettled === undefined)) markRejects(command);
-      const reply = send.call(client, command, ...rest);
-      this.track(command);
+      const reply = send.call(client, command, stream, node);
+      if (command.inTransaction !== true || !this.tracksWholeBlocks) this.track(command);
       return reply;
     };
     (client as unknown as { sendCommand: SendCommand }).sendCommand = guarded;
@@ -147,6 +165,13 @@ export class CommandGuard {
     for (const command of this.inFlight.keys()) this.fail(command, reason);
     this.inFlight.clear();
     this.stopSweeping();
+    // The untracked part of each MULTI block (see `tracksWholeBlocks`): its
+    // EXEC has failed above, and the block settles only once all of it has.
+    if (this.tracksWholeBlocks) {
+      for (const command of queued(queuesOf(this.client as Redis).commandQueue)) {
+        if (command.inTransaction === true) this.fail(command, reason);
+      }
+    }
   }
 
   private fail(command: SentCommand, reason: ConnectionLossReason): void {

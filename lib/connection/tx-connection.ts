@@ -1,6 +1,7 @@
 import { TransactionAbortedError } from '../errors/transaction-aborted.error.js';
 import { TransactionOutcomeUnknownError } from '../errors/transaction-outcome-unknown.error.js';
 import { ConnectionLostError } from '../errors/connection-lost.error.js';
+import { RedisTxError } from '../errors/redis-tx.error.js';
 import { markHttpStatus } from '../errors/http-status.js';
 import { messages } from '../redis-tx.messages.js';
 import { clusterRedirect } from './cluster-redirect.js';
@@ -24,10 +25,10 @@ export type ExecReply = [Error | null, unknown][] | null;
 /**
  * A connection the library owns and sends MULTI … EXEC on. Its CommandGuard
  * makes every command on it settle (a lost or silent connection fails what
- * it carried); it counts its reconnects (a WATCH does not survive one) and
- * turns a reply lost after EXEC was sent into TransactionOutcomeUnknownError,
- * because ioredis would otherwise either resend it (a double apply) or leave
- * it hanging.
+ * it carried); it counts its reconnects (a WATCH does not survive one); and
+ * `execFailure` turns a reply lost after EXEC was sent into
+ * TransactionOutcomeUnknownError, because ioredis would otherwise either
+ * resend it (a double apply) or leave it hanging.
  */
 export class TxConnection {
   private closes = 0;
@@ -99,13 +100,15 @@ export class TxConnection {
     this.coalescer.beforeWrite();
   };
 
-  /** Sends MULTI, the commands and EXEC in one write. Call only when `isReady`. */
-  exec(commands: QueuedCommand[], label: string): Promise<ExecReply> {
+  /**
+   * Sends MULTI, the commands and EXEC in one write. Call only when `isReady`.
+   * Rejects with what ioredis or the CommandGuard said: classify it with
+   * {@link execFailure}. The caller does so where it already catches, so
+   * that no promise is chained on here for every transaction.
+   */
+  exec(commands: QueuedCommand[]): Promise<ExecReply> {
     this.coalescer.beforeWrite();
-    const reply = this.redis.multi(commands as unknown as unknown[][]).exec() as Promise<ExecReply>;
-    return reply.catch((error: unknown) => {
-      throw toExecFailure(error, label);
-    });
+    return this.redis.multi(commands as unknown as unknown[][]).exec() as Promise<ExecReply>;
   }
 
   /**
@@ -137,7 +140,16 @@ function unsentForConnection(message: string, cause?: unknown): TransactionAbort
   return error;
 }
 
-function toExecFailure(error: unknown, label: string): Error {
+/**
+ * What a rejection of {@link TxConnection.exec} means for the transaction:
+ * TransactionAbortedError when nothing was applied, otherwise
+ * TransactionOutcomeUnknownError. An error the library has already typed
+ * (the wait for the connection failed, a lock's lease ended before sending)
+ * is returned as it is; only the guard's ConnectionLostError still needs
+ * reading.
+ */
+export function execFailure(error: unknown, label: string): Error {
+  if (error instanceof RedisTxError && !(error instanceof ConnectionLostError)) return error;
   if (isUnsentError(error) || (error instanceof ConnectionLostError && !isReplyLostError(error))) {
     // Refused before a byte was written: the socket had just been ended.
     return unsentForConnection(messages.notSent(label, 'its connection was closing'), error);

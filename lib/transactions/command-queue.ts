@@ -32,11 +32,15 @@ export class CommandQueue {
     this.chain = chain as unknown as ChainableCommander;
   }
 
+  /** `args` becomes the queued command: pass an array of the caller's own, never one it keeps. */
   record(name: string, args: unknown[]): void {
     if (this.closed) {
       throw new NoActiveTransactionError(messages.transactionEnded(`RedisTx.multi.${name}`));
     }
-    this.commands.push([name, ...args]);
+    // The recording method's own rest array, turned into [name, ...args]
+    // in place: one array fewer per command than copying it.
+    args.unshift(name);
+    this.commands.push(args as QueuedCommand);
     this.last = name;
   }
 

@@ -3,7 +3,12 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { Inject, Injectable, Logger, type BeforeApplicationShutdown } from '@nestjs/common';
 import { ReplyError } from 'ioredis';
 import { RedisConnections } from '../connection/redis-connections.js';
-import type { ExecReply, QueuedCommand, TxConnection } from '../connection/tx-connection.js';
+import {
+  execFailure,
+  type ExecReply,
+  type QueuedCommand,
+  type TxConnection,
+} from '../connection/tx-connection.js';
 import { clusterRedirect, lostBeforeExec } from '../connection/cluster-redirect.js';
 import { isConnectionLostError } from '../connection/redis-client.js';
 import { channels } from '../diagnostics/redis-tx.channels.js';
@@ -28,13 +33,24 @@ import { asResult, type Shape } from './transaction-shape.js';
 import type { TransactionOptions, TransactionResult } from './transaction.options.js';
 import { resolveWatchKeys } from './transaction-options.validator.js';
 
+type Committed<T> = {
+  kind: 'committed';
+  context: TransactionContext;
+  value: T;
+  replies: unknown[];
+};
+
 /** How one attempt ended. `failed` means something may have been applied, so no hook of either kind runs. */
 type AttemptOutcome<T> =
-  | { kind: 'committed'; context: TransactionContext; value: T; replies: unknown[] }
+  | Committed<T>
   /** `lostWatch` says why, when the WATCH was lost (a failover, a dropped connection) rather than a key changed. */
   | { kind: 'conflict'; context: TransactionContext; lostWatch?: string }
   | { kind: 'rolled-back'; context: TransactionContext; error: unknown }
   | { kind: 'failed'; context: TransactionContext; error: unknown };
+
+/** What `conclude` returns for a conflicted attempt that has attempts left. */
+const retry = Symbol('retry');
+const noWatch: readonly string[] = Object.freeze([]);
 
 /**
  * The one implementation of a transaction. `@Transactional` and `RedisTx.run`
@@ -197,8 +213,8 @@ export class TransactionRunner implements BeforeApplicationShutdown {
     }
   }
 
-  /** Counted in `running` from its first (synchronous) step until it settles. */
-  private async begin<T, R>(
+  /** Counted in `running` from its first (synchronous) step until it settles (see `ended`). */
+  private begin<T, R>(
     fn: () => T | Promise<T>,
     watchKeys: readonly string[],
     retries: number | undefined,
@@ -206,93 +222,235 @@ export class TransactionRunner implements BeforeApplicationShutdown {
     shape: Shape<T, R>,
   ): Promise<R> {
     this.running++;
+    // Without WATCH nothing can conflict, so there is nothing to retry.
+    if (watchKeys.length === 0) return this.runOnce(fn, label, shape);
+    return this.runWatched(
+      fn,
+      watchKeys,
+      1 + (retries ?? this.options.transactions.retries),
+      label,
+      shape,
+    );
+  }
+
+  /** The transaction has settled: shutdown may go on once none is left. */
+  private ended(): void {
+    if (--this.running === 0) this.drained?.();
+  }
+
+  private publishStart(label: string, attempt: number, watch: readonly string[]): void {
+    if (channels.transactionStart.hasSubscribers) {
+      channels.transactionStart.publish(() => ({ label, attempt, watch }));
+    }
+  }
+
+  /**
+   * A transaction without WATCH: one attempt, on the shared transaction
+   * connection. Not an async function: when the method returns no promise,
+   * the transaction's promise is EXEC's reply mapped by one `then`, with no
+   * promise or turn of its own besides.
+   */
+  private runOnce<T, R>(fn: () => T | Promise<T>, label: string, shape: Shape<T, R>): Promise<R> {
+    try {
+      return this.sendOnce(fn, label, shape);
+    } catch (error) {
+      // Thrown before the attempt had an outcome to end with: not counted as running any more.
+      this.ended();
+      return Promise.reject(error as Error);
+    }
+  }
+
+  private sendOnce<T, R>(fn: () => T | Promise<T>, label: string, shape: Shape<T, R>): Promise<R> {
+    const started = performance.now();
+    this.publishStart(label, 1, noWatch);
+    const context = this.newContext(label, this.connections.shared);
+    let returned: T | Promise<T>;
+    try {
+      returned = this.storage.run(context, fn);
+    } catch (error) {
+      context.end();
+      return this.endOnceLater({ kind: 'rolled-back', context, error }, started, shape);
+    }
+    if (isThenable(returned)) return this.execAfter(context, returned, started, shape);
+    context.end();
+    const value = returned;
+    const sent = this.exec(context, this.connections.transactions, 1, value);
+    if (!isSent(sent)) return this.endOnceLater(sent, started, shape);
+    return sent.then(
+      (reply) => this.endOnce(execOutcome(context, value, reply), started, shape),
+      (error: unknown) => this.endOnce(execFailed<T>(context, error), started, shape),
+    );
+  }
+
+  /** `runOnce` for a method that returned a promise: EXEC goes once it has resolved. */
+  private async execAfter<T, R>(
+    context: TransactionContext,
+    returned: PromiseLike<T>,
+    started: number,
+    shape: Shape<T, R>,
+  ): Promise<R> {
+    let value: T;
+    try {
+      value = await returned;
+    } catch (error) {
+      context.end();
+      return this.endOnce({ kind: 'rolled-back', context, error }, started, shape);
+    }
+    context.end();
+    const sent = this.exec(context, this.connections.transactions, 1, value);
+    let outcome: AttemptOutcome<T>;
+    if (!isSent(sent)) outcome = sent;
+    else {
+      // Awaited here rather than chained on: an await costs less than a `then` and its closures.
+      try {
+        outcome = execOutcome(context, value, await sent);
+      } catch (error) {
+        outcome = execFailed(context, error);
+      }
+    }
+    return this.endOnce(outcome, started, shape);
+  }
+
+  /**
+   * What a transaction of one attempt settles with: its value at once when it
+   * committed and no hook is to run (or the error, thrown), otherwise a
+   * promise that runs the hooks first. Either way `running` counts it no more.
+   */
+  private endOnce<T, R>(
+    outcome: AttemptOutcome<T>,
+    started: number,
+    shape: Shape<T, R>,
+  ): R | Promise<R> {
+    let ending: R | Promise<R> | typeof retry;
+    try {
+      ending = this.conclude(outcome, 1, 1, started, started, shape);
+    } catch (error) {
+      this.ended();
+      throw error;
+    }
+    // A single attempt is never retried: a conflict on it is final (see `conclude`).
+    if (ending instanceof Promise) return ending.finally(() => this.ended());
+    this.ended();
+    return ending as R;
+  }
+
+  /** `endOnce` as a promise, for an attempt settled before anything was awaited. */
+  private endOnceLater<T, R>(
+    outcome: AttemptOutcome<T>,
+    started: number,
+    shape: Shape<T, R>,
+  ): Promise<R> {
+    try {
+      return Promise.resolve(this.endOnce(outcome, started, shape));
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+  }
+
+  /** A WATCH transaction: attempts until one does not conflict, or `attempts` have. */
+  private async runWatched<T, R>(
+    fn: () => T | Promise<T>,
+    watchKeys: readonly string[],
+    attempts: number,
+    label: string,
+    shape: Shape<T, R>,
+  ): Promise<R> {
     try {
       const { backoff } = this.options.transactions;
-      // Without WATCH nothing can conflict, so there is nothing to retry.
-      const attempts =
-        watchKeys.length > 0 ? 1 + (retries ?? this.options.transactions.retries) : 1;
       const started = performance.now();
       for (let attempt = 1; ; attempt++) {
         const attemptStarted = performance.now();
-        if (channels.transactionStart.hasSubscribers) {
-          channels.transactionStart.publish(() => ({ label, attempt, watch: watchKeys }));
-        }
-        let outcome: AttemptOutcome<T>;
-        if (watchKeys.length > 0) {
-          outcome = await this.attemptWatched(fn, watchKeys, label, attempt);
-        } else {
-          // Without WATCH, the attempt runs here rather than in an async
-          // helper: that would add a promise and turns to every transaction.
-          const context = this.newContext(label, this.connections.shared);
-          let value: T | undefined;
-          let thrown: { error: unknown } | undefined;
-          try {
-            const returned = this.storage.run(context, fn);
-            value = isThenable(returned) ? await returned : returned;
-          } catch (error) {
-            thrown = { error };
-          } finally {
-            context.end();
-          }
-          if (thrown) {
-            outcome = { kind: 'rolled-back', context, error: thrown.error };
-          } else {
-            const sent = this.exec(context, this.connections.transactions, attempt, value as T);
-            if (!isSent(sent)) outcome = sent;
-            else {
-              try {
-                outcome = execOutcome(context, value as T, await sent);
-              } catch (error) {
-                outcome = execRefused(context, error);
-              }
-            }
-          }
-        }
-        const { context } = outcome;
-        switch (outcome.kind) {
-          case 'committed':
-            if (channels.transactionCommit.hasSubscribers) {
-              channels.transactionCommit.publish(() => ({
-                label,
-                attempts: attempt,
-                commands: outcome.replies.length,
-                durationMs: performance.now() - started,
-              }));
-            }
-            for (const hook of context.commitHooks) {
-              await this.runHook('afterCommit', label, () => hook(outcome.replies));
-            }
-            if (context.droppedWork.length > 0) await this.runDroppedWorkHooks(context);
-            return shape(outcome.value, outcome.replies, attempt);
-          case 'rolled-back':
-            await this.rollBack(context, outcome.error, attempt, started);
-            throw outcome.error;
-          case 'failed':
-            throw outcome.error;
-          case 'conflict':
-            channels.transactionConflict.publish(() => ({
-              label,
-              attempt,
-              durationMs: performance.now() - attemptStarted,
-            }));
-            if (attempt === attempts) {
-              const message =
-                outcome.lostWatch === undefined
-                  ? messages.conflict(label, attempt)
-                  : messages.conflictLostWatch(label, attempt, outcome.lostWatch);
-              const error = new TransactionConflictError(message, attempt);
-              await this.rollBack(context, error, attempt, started);
-              throw error;
-            }
-        }
+        this.publishStart(label, attempt, watchKeys);
+        const outcome = await this.attemptWatched(fn, watchKeys, label, attempt);
+        const ending = this.conclude(outcome, attempt, attempts, started, attemptStarted, shape);
+        if (ending !== retry) return await ending;
         // The conflicted attempt's hooks are dropped with it.
         const delayMs = backoffDelay(attempt, backoff.initialMs, backoff.maxMs);
         channels.transactionRetry.publish(() => ({ label, attempt, delayMs }));
         await delay(delayMs);
       }
     } finally {
-      if (--this.running === 0) this.drained?.();
+      this.ended();
     }
+  }
+
+  /**
+   * What the transaction settles with after this attempt: the shaped value
+   * (at once when no commit hook is to run), a rejection once the rollback
+   * hooks have run, a thrown error when something may have been applied, or
+   * `retry` for a conflict with attempts left.
+   */
+  private conclude<T, R>(
+    outcome: AttemptOutcome<T>,
+    attempt: number,
+    attempts: number,
+    started: number,
+    attemptStarted: number,
+    shape: Shape<T, R>,
+  ): R | Promise<R> | typeof retry {
+    const { context } = outcome;
+    const { label } = context;
+    switch (outcome.kind) {
+      case 'committed':
+        if (channels.transactionCommit.hasSubscribers) {
+          channels.transactionCommit.publish(() => ({
+            label,
+            attempts: attempt,
+            commands: outcome.replies.length,
+            durationMs: performance.now() - started,
+          }));
+        }
+        if (context.commitHooks.length > 0 || context.droppedWork.length > 0) {
+          return this.afterCommit(outcome, attempt, shape);
+        }
+        return shape(outcome.value, outcome.replies, attempt);
+      case 'rolled-back':
+        return this.rolledBack(context, outcome.error, attempt, started);
+      case 'failed':
+        throw outcome.error;
+      case 'conflict': {
+        channels.transactionConflict.publish(() => ({
+          label,
+          attempt,
+          durationMs: performance.now() - attemptStarted,
+        }));
+        if (attempt < attempts) return retry;
+        const message =
+          outcome.lostWatch === undefined
+            ? messages.conflict(label, attempt)
+            : messages.conflictLostWatch(label, attempt, outcome.lostWatch);
+        return this.rolledBack(
+          context,
+          new TransactionConflictError(message, attempt),
+          attempt,
+          started,
+        );
+      }
+    }
+  }
+
+  private async afterCommit<T, R>(
+    outcome: Committed<T>,
+    attempt: number,
+    shape: Shape<T, R>,
+  ): Promise<R> {
+    const { context, replies } = outcome;
+    for (const hook of context.commitHooks) {
+      await this.runHook('afterCommit', context.label, () => hook(replies));
+    }
+    if (context.droppedWork.length > 0) await this.runDroppedWorkHooks(context);
+    return shape(outcome.value, replies, attempt);
+  }
+
+  /** Nothing was applied: the rollback hooks run, then the transaction fails with `error`. */
+  private async rolledBack(
+    context: TransactionContext,
+    error: unknown,
+    attempts: number,
+    started: number,
+  ): Promise<never> {
+    await this.rollBack(context, error, attempts, started);
+    throw error;
   }
 
   /**
@@ -373,7 +531,7 @@ export class TransactionRunner implements BeforeApplicationShutdown {
     try {
       return execOutcome(context, value, await sent);
     } catch (error) {
-      return execRefused(context, error);
+      return execFailed(context, error);
     }
   }
 
@@ -382,7 +540,7 @@ export class TransactionRunner implements BeforeApplicationShutdown {
    * function: an attempt settled before sending (nothing queued, a lost
    * WATCH, a refusal) comes back as its outcome, without a promise; a sent
    * one as EXEC's reply, for the caller to await and map (execOutcome,
-   * execRefused), so that no promise is chained on to map it.
+   * execFailed), so that no promise is chained on to map it.
    */
   private exec<T>(
     context: TransactionContext,
@@ -427,7 +585,7 @@ export class TransactionRunner implements BeforeApplicationShutdown {
       channels.transactionExec.publish(() => ({ label, attempt, commands: commands.length }));
     }
     context.execSent = true;
-    return connection.exec(this.prepareForExec(commands), label);
+    return connection.exec(this.prepareForExec(commands));
   }
 
   /**
@@ -561,6 +719,11 @@ function execRefused<T>(context: TransactionContext, error: unknown): AttemptOut
   return error instanceof TransactionAbortedError || error instanceof LockLostError
     ? { kind: 'rolled-back', context, error }
     : { kind: 'failed', context, error };
+}
+
+/** EXEC's reply, or the wait for the connection before it, failed: see `execFailure`. */
+function execFailed<T>(context: TransactionContext, error: unknown): AttemptOutcome<T> {
+  return execRefused(context, execFailure(error, context.label));
 }
 
 /** Every command's result or error, for a transaction in which some commands failed at EXEC. */
