@@ -2,6 +2,7 @@ import { Redis } from 'ioredis';
 import type { Contender, LockClient } from './contenders/index.js';
 import { perOp, type RedisMeter } from './cost.js';
 import { percentile } from './stats.js';
+import { warmUp } from './warm-up.js';
 
 export const workers = 16;
 
@@ -38,25 +39,28 @@ export async function contended(
       ? [await contender.open(urls.lock)]
       : await Promise.all(Array.from({ length: workers }, () => contender.open(urls.lock)));
   const data = new Redis(urls.data);
+  const section = async (worker: number, done?: Section[]) => {
+    const client = clients[worker % clients.length]!;
+    const requestedAt = performance.now();
+    const release = await client.lock('contended');
+    const acquiredAt = performance.now();
+    const value = Number(await data.get('counter'));
+    await data.set('counter', String(value + 1));
+    const releasedAt = performance.now();
+    await release();
+    done?.push({ worker, requestedAt, acquiredAt, releasedAt });
+  };
+  const everyWorker = (run: (worker: number) => Promise<void>) =>
+    Promise.all(Array.from({ length: workers }, (_, worker) => run(worker)));
   try {
+    // Every worker takes its turns, unmeasured, until the warm-up time has passed.
+    await warmUp(() => everyWorker((worker) => section(worker)), 2);
     await data.set('counter', '0');
     const done: Section[] = [];
     const cost = await meter.measure(total, () =>
-      Promise.all(
-        Array.from({ length: workers }, async (_, worker) => {
-          const client = clients[worker % clients.length]!;
-          for (let i = 0; i < perWorker; i++) {
-            const requestedAt = performance.now();
-            const release = await client.lock('contended');
-            const acquiredAt = performance.now();
-            const value = Number(await data.get('counter'));
-            await data.set('counter', String(value + 1));
-            const releasedAt = performance.now();
-            await release();
-            done.push({ worker, requestedAt, acquiredAt, releasedAt });
-          }
-        }),
-      ),
+      everyWorker(async (worker) => {
+        for (let i = 0; i < perWorker; i++) await section(worker, done);
+      }),
     );
     const counterExact = Number(await data.get('counter')) === total;
     return {

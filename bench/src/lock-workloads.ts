@@ -1,6 +1,7 @@
 import type { Contender, LockClient } from './contenders/index.js';
 import { perOp, type RedisMeter } from './cost.js';
 import { percentile } from './stats.js';
+import { warmUp } from './warm-up.js';
 
 /** Opens a client, runs `use`, and closes it: no contender's timers or sockets outlive its trial. */
 export async function withClient<T>(
@@ -24,7 +25,7 @@ const cycle = async (client: LockClient, key: string) => {
 /** Workload 1: lock and unlock one free key, one cycle after the other. */
 export function sequential(contender: Contender, url: string, meter: RedisMeter, cycles: number) {
   return withClient(contender, url, async (client) => {
-    for (let i = 0; i < 200; i++) await cycle(client, 'seq');
+    await warmUp(() => cycle(client, 'seq'), 200);
     const samples = new Array<number>(cycles);
     const cost = await meter.measure(cycles, async () => {
       for (let i = 0; i < cycles; i++) {
@@ -49,7 +50,7 @@ export function inFlight(contender: Contender, url: string, meter: RedisMeter, c
           for (let i = 0; i < count; i++) await cycle(client, `inflight:${lane}`);
         }),
       );
-    await run(20);
+    await warmUp(() => run(5), 4);
     const cost = await meter.measure(perLane * lanes, () => run(perLane));
     return { cyclesPerSecond: cost.ops / (cost.wallMs / 1000), ...perOp(cost) };
   });

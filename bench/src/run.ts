@@ -8,6 +8,7 @@ import { busyLoad, isBusy, load, pingRoundTrip, versions } from './environment.j
 import { inFlight, lanes, sequential } from './lock-workloads.js';
 import { fmt, LockResults, Report, table, times, type Versus } from './report.js';
 import { soak } from './soak.js';
+import { setWarmUpMs } from './warm-up.js';
 import { interleaved } from './stats.js';
 import {
   transactions,
@@ -43,6 +44,8 @@ const sizes = quick
       warmUp: true,
     };
 
+// Short in the smoke run; see warm-up.ts for why the full run warms up this long.
+setWarmUpMs(quick ? 100 : 500);
 const report = new Report();
 const say = (text = '') => report.say(text);
 const checks: { pass: boolean; line: string }[] = [];

@@ -4,6 +4,7 @@ import { NestFactory } from '@nestjs/core';
 import { Redis } from 'ioredis';
 import { channelNames, RedisTx, RedisTxModule, Transactional } from '../../lib/index.js';
 import { perOp, type RedisMeter } from './cost.js';
+import { warmUp } from './warm-up.js';
 
 @Injectable()
 class Bench {
@@ -107,7 +108,7 @@ export async function transactions(
           for (let i = 0; i < n; i++) await step(lane * n + i);
         }),
       );
-    await run(Math.ceil(500 / lanes));
+    await warmUp(() => run(Math.ceil(100 / lanes)), 5);
     const cost = await meter.measure(perLane * lanes, () => run(perLane));
     return { perSecond: cost.ops / (cost.wallMs / 1000), ...perOp(cost) };
   } finally {
