@@ -1,5 +1,10 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { Inject, Injectable, type BeforeApplicationShutdown } from '@nestjs/common';
+import {
+  Inject,
+  Injectable,
+  type BeforeApplicationShutdown,
+  type OnApplicationShutdown,
+} from '@nestjs/common';
 import { channels } from '../diagnostics/redis-tx.channels.js';
 import { endLockHold, startLockHold, traceLockAcquire } from '../diagnostics/lock.tracing.js';
 import { tracing } from '../diagnostics/redis-tx.tracing.js';
@@ -47,7 +52,7 @@ type Resolved = LockTerms & { signal?: AbortSignal; traceName: string };
  * Redlock quorum) is the store's business; everything else happens here.
  */
 @Injectable()
-export class LockService implements BeforeApplicationShutdown {
+export class LockService implements BeforeApplicationShutdown, OnApplicationShutdown {
   /** The locks held by the current async call chain, by `mode:name`. */
   private readonly chain = new AsyncLocalStorage<ReadonlyMap<string, HeldLock>>();
   private readonly held = new Set<HeldLock>();
@@ -324,6 +329,11 @@ export class LockService implements BeforeApplicationShutdown {
       [...this.held].map((lock) => lock.releaseAllHolds().catch(() => false)),
       this.readyTimeoutMs,
     );
+  }
+
+  /** The call-chain storage leaves Node's list of live storages, which every promise of the process pays for (see TransactionRunner). */
+  onApplicationShutdown(): void {
+    this.chain.disable();
   }
 
   private async runHolding<T>(

@@ -1,6 +1,12 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
-import { Inject, Injectable, Logger, type BeforeApplicationShutdown } from '@nestjs/common';
+import {
+  Inject,
+  Injectable,
+  Logger,
+  type BeforeApplicationShutdown,
+  type OnApplicationShutdown,
+} from '@nestjs/common';
 import { ReplyError } from 'ioredis';
 import { RedisConnections } from '../connection/redis-connections.js';
 import {
@@ -58,7 +64,7 @@ const noWatch: readonly string[] = Object.freeze([]);
  * chain lives in this instance's AsyncLocalStorage.
  */
 @Injectable()
-export class TransactionRunner implements BeforeApplicationShutdown {
+export class TransactionRunner implements BeforeApplicationShutdown, OnApplicationShutdown {
   private readonly logger = new Logger('RedisTx');
   private readonly storage = new AsyncLocalStorage<TransactionContext>();
   /**
@@ -163,6 +169,17 @@ export class TransactionRunner implements BeforeApplicationShutdown {
     if (this.running === 0) return;
     const drained = new Promise<void>((resolve) => (this.drained = resolve));
     await settleWithin([drained], this.options.shutdownTimeoutMs);
+  }
+
+  /**
+   * Once the application is closed, its AsyncLocalStorage leaves Node's list
+   * of live storages. Node propagates every storage on that list to every
+   * promise the process makes, so each closed application left behind made
+   * every promise slower: after 60 applications had come and gone, a raw
+   * ioredis transaction cost almost four times its CPU.
+   */
+  onApplicationShutdown(): void {
+    this.storage.disable();
   }
 
   /** An outermost transaction: refused once shutdown has begun, and waited for by shutdown otherwise. */
