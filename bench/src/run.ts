@@ -4,7 +4,7 @@ import { contended, workers, type Deployment } from './contended.js';
 import { contenders as everyContender, ours, type Contender } from './contenders/index.js';
 import { unsubscribedChecksNsPerCycle, withSubscribers } from './tracing-cost.js';
 import { RedisMeter } from './cost.js';
-import { busyLoad, isBusy, load, pingRoundTrip, versions } from './environment.js';
+import { busyLoad, isBusy, load, pingRoundTrip, quietWithin, versions } from './environment.js';
 import { inFlight, lanes, sequential } from './lock-workloads.js';
 import { fmt, LockResults, Report, table, times, type Versus } from './report.js';
 import { soak } from './soak.js';
@@ -59,6 +59,10 @@ const progress = (what: string) =>
 const against = (v: Versus) =>
   `${times(v.toBestPeer)} best peer (${v.bestPeer}: ${fmt(v.bestPeerValue)}), ${times(v.toRaw)} raw`;
 
+const waitedMs = await quietWithin(90_000);
+if (waitedMs >= 2_000) {
+  console.error(`waited ${(waitedMs / 1000).toFixed(0)} s for the load average to settle`);
+}
 const busyAtStart = isBusy();
 say(`# nestjs-redis-tx benchmark${quick ? ' (quick)' : ''}`);
 say();
