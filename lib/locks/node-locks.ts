@@ -245,7 +245,7 @@ export class NodeLocks implements LockStore {
     }
   }
 
-  private async attempt(
+  private attempt(
     name: string,
     keys: LockRedisKeys,
     token: string,
@@ -254,34 +254,29 @@ export class NodeLocks implements LockStore {
     pollMs: number,
     connection?: TxConnection,
   ): Promise<number> {
-    try {
-      const fence = await this.script(
-        'nestjsRedisTxLockAcquire',
-        name,
-        [
-          // Written out rather than spread from helpers: this runs on every acquisition.
-          keys.writer,
-          keys.readers,
-          keys.permits,
-          keys.queue,
-          keys.waiterLeases,
-          this.slotKeys.fence(keys),
-          token,
-          options.ttlMs,
-          options.mode,
-          options.permits,
-          enqueue ? 1 : 0,
-          pollMs * 3,
-          this.slotKeys.channelBase(keys),
-          this.publishCommand,
-        ],
-        connection,
-        new AcquisitionFailures(this, { name, keys, token, fence: 0 }, options),
-      );
-      return fence as number;
-    } catch (error) {
-      throw this.attemptFailed(error, { name, keys, token, fence: 0 }, options);
-    }
+    return this.sendAttempt(
+      'nestjsRedisTxLockAcquire',
+      { name, keys, token, fence: 0 },
+      options,
+      [
+        // Written out rather than spread from helpers: this runs on every acquisition.
+        keys.writer,
+        keys.readers,
+        keys.permits,
+        keys.queue,
+        keys.waiterLeases,
+        this.slotKeys.fence(keys),
+        token,
+        options.ttlMs,
+        options.mode,
+        options.permits,
+        enqueue ? 1 : 0,
+        pollMs * 3,
+        this.slotKeys.channelBase(keys),
+        this.publishCommand,
+      ],
+      connection,
+    );
   }
 
   /**
@@ -294,39 +289,50 @@ export class NodeLocks implements LockStore {
   }
 
   /** The short acquire (see acquireIfFree): a fencing token, 0 when a writer holds the lock, -1 when the full script must decide. */
-  private async attemptIfFree(
+  private attemptIfFree(
     name: string,
     keys: LockRedisKeys,
     token: string,
     options: PartRequest,
   ): Promise<number> {
-    const part: HeldPart = { name, keys, token, fence: 0 };
+    return this.sendAttempt(
+      'nestjsRedisTxLockAcquireIfFree',
+      { name, keys, token, fence: 0 },
+      options,
+      [keys.writer, keys.readers, keys.queue, this.slotKeys.fence(keys), token, options.ttlMs],
+    );
+  }
+
+  /** Sends an acquire script; whatever it may have taken is released by token when its outcome is unknown. */
+  private async sendAttempt(
+    command: 'nestjsRedisTxLockAcquire' | 'nestjsRedisTxLockAcquireIfFree',
+    part: HeldPart,
+    options: PartRequest,
+    args: (string | number)[],
+    connection?: TxConnection,
+  ): Promise<number> {
     try {
       const fence = await this.script(
-        'nestjsRedisTxLockAcquireIfFree',
-        name,
-        [keys.writer, keys.readers, keys.queue, this.slotKeys.fence(keys), token, options.ttlMs],
-        undefined,
+        command,
+        part.name,
+        args,
+        connection,
         new AcquisitionFailures(this, part, options),
       );
       return fence as number;
     } catch (error) {
-      throw this.attemptFailed(error, part, options);
+      // Redis answered with an error (nothing was taken), or the failure is
+      // typed already (nothing sent; or sent, lost, and being released).
+      if (isLockRefusal(error) || error instanceof LockNotAcquiredError) throw error;
+      // Anything else: the lock may be ours. Release it by token once the
+      // connection is back, so that no key is stranded until its lease ends.
+      this.releaseByToken(part, options.mode);
+      throw new LockNotAcquiredError(
+        messages.lockAcquireUnknown(part.name, error),
+        options.allNames,
+        { reason: 'outcome-unknown', cause: error },
+      );
     }
-  }
-
-  private attemptFailed(error: unknown, part: HeldPart, options: PartRequest): unknown {
-    // Redis answered with an error (nothing was taken), or the failure is
-    // typed already (nothing sent; or sent, lost, and being released).
-    if (isLockRefusal(error) || error instanceof LockNotAcquiredError) return error;
-    // Anything else: the lock may be ours. Release it by token once the
-    // connection is back, so that no key is stranded until its lease ends.
-    this.releaseByToken(part, options.mode);
-    return new LockNotAcquiredError(
-      messages.lockAcquireUnknown(part.name, error),
-      options.allNames,
-      { reason: 'outcome-unknown', cause: error },
-    );
   }
 
   /** An attempt whose lock, once taken, replicas must acknowledge (see ReplicaAcks). */
