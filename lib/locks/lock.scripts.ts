@@ -20,8 +20,11 @@ end`;
 // process that waits for it and no other. Tokens made before there was an
 // application in them are announced on the base channel.
 const channelOf = `
+local function appOf(token)
+  return string.match(token, '^%x+@(%w+)%.')
+end
 local function channelOf(base, token)
-  local app = string.match(token, '^%x+@(%w+)%.')
+  local app = appOf(token)
   if app then return base .. ':' .. app end
   return base
 end`;
@@ -63,7 +66,7 @@ local function handOff(writer, readers, queue, leases, fence, channel, publish, 
     redis.call('ZREM', leases, head)
     message = head .. ' ' .. granted
   end
-  if here and string.match(head, '^%x+@(%w+)%.') == here then return message end
+  if here and appOf(head) == here then return message end
   redis.call(publish, channelOf(channel, head), message)
 end`;
 
