@@ -43,28 +43,42 @@ end`;
  * reader, a semaphore) is woken to try. Waiter tokens end in
  * ".<mode>.<ttlMs>", which is how the script knows what the head wants.
  *
+ * \`releasing\` is set by a writer's release that has left its writer key in
+ * place: the head, when it waits to write, takes the key over in one SET,
+ * and otherwise the key is deleted here. Nobody can hold a read lock while a
+ * writer holds the lock, so that release need not look at the readers.
+ *
  * A head of the application that runs the script (\`here\`, its id) is not
  * told on its channel: the message is returned, and that application wakes
  * its waiter from the reply, sparing a publication and a read of it.
  */
 const handOff = `${channelOf}
-local function handOff(writer, readers, queue, leases, fence, channel, publish, now, here)
+local function handOff(writer, readers, queue, leases, fence, channel, publish, now, here, releasing)
   local gone = redis.call('ZRANGEBYSCORE', leases, '-inf', now)
   if #gone > 0 then
     redis.call('ZREM', queue, unpack(gone))
     redis.call('ZREMRANGEBYSCORE', leases, '-inf', now)
   end
   local head = redis.call('ZRANGE', queue, 0, 0)[1]
-  if not head then return end
+  if not head then
+    if releasing then redis.call('DEL', writer) end
+    return
+  end
   local headMode, headTtl = string.match(head, '%.(%a)%.(%d+)$')
-  redis.call('ZREMRANGEBYSCORE', readers, '-inf', now)
   local message = head
-  if headMode == 'w' and redis.call('EXISTS', writer) == 0 and redis.call('ZCARD', readers) == 0 then
+  local free = releasing
+  if headMode == 'w' and not releasing then
+    redis.call('ZREMRANGEBYSCORE', readers, '-inf', now)
+    free = redis.call('EXISTS', writer) == 0 and redis.call('ZCARD', readers) == 0
+  end
+  if headMode == 'w' and free then
     local granted = redis.call('INCR', fence)
     redis.call('SET', writer, head .. ' ' .. granted, 'PX', tonumber(headTtl))
     redis.call('ZREM', queue, head)
     redis.call('ZREM', leases, head)
     message = head .. ' ' .. granted
+  elseif releasing then
+    redis.call('DEL', writer)
   end
   if here and appOf(head) == here then return message end
   redis.call(publish, channelOf(channel, head), message)
@@ -81,22 +95,41 @@ local writer, readers, permits, queue, leases, fence = KEYS[1], KEYS[2], KEYS[3]
 local token, ttl, mode, limit = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
 local enqueue, waiterLease, channel, publish = ARGV[5] == '1', tonumber(ARGV[6]), ARGV[7], ARGV[8]
 ${ownsWriter}
--- The common case, a free lock with no readers and nobody in line, costs three calls.
-if mode == 'w' and redis.call('EXISTS', writer, queue, readers) == 0 then
-  local granted = redis.call('INCR', fence)
-  redis.call('SET', writer, token .. ' ' .. granted, 'PX', ttl)
-  return granted
+-- Takes a place at the end of the line, or keeps the one it has, and
+-- renews the waiter's lease.
+local function joinLine(now)
+  if not redis.call('ZSCORE', queue, token) then
+    local last = redis.call('ZRANGE', queue, -1, -1, 'WITHSCORES')[2]
+    redis.call('ZADD', queue, (tonumber(last) or 0) + 1, token)
+  end
+  redis.call('ZADD', leases, now + waiterLease, token)
+  redis.call('PEXPIRE', queue, waiterLease)
+  redis.call('PEXPIRE', leases, waiterLease)
 end
 if mode == 'w' then
+  local current = redis.call('GET', writer)
+  -- The common case, a free lock with no readers and nobody in line.
+  if not current and redis.call('EXISTS', queue, readers) == 0 then
+    local granted = redis.call('INCR', fence)
+    redis.call('SET', writer, token .. ' ' .. granted, 'PX', ttl)
+    return granted
+  end
   -- Handed over already (the waiter heard it, or missed the message): it is
   -- ours. The lease is renewed now, so that the waiter can count it from
   -- when it sent this, not from a hand-off at a moment it cannot know.
-  local current = redis.call('GET', writer)
   if ownsWriter(current, token) then
     redis.call('PEXPIRE', writer, ttl)
     return tonumber(string.sub(current, #token + 2))
   end
-  if current and not enqueue then return 0 end
+  if current then
+    -- Another writer holds it: nothing can be granted before its release,
+    -- which also clears the line of waiters who left (see handOff).
+    if enqueue then
+      ${now}
+      joinLine(now)
+    end
+    return 0
+  end
 end
 ${now}
 ${forgetGoneWaiters('queue', 'leases')}
@@ -136,15 +169,7 @@ if free and (head == nil or head == token) then
   end
   return redis.call('INCR', fence)
 end
-if enqueue then
-  if not redis.call('ZSCORE', queue, token) then
-    local last = redis.call('ZRANGE', queue, -1, -1, 'WITHSCORES')[2]
-    redis.call('ZADD', queue, (tonumber(last) or 0) + 1, token)
-  end
-  redis.call('ZADD', leases, now + waiterLease, token)
-  redis.call('PEXPIRE', queue, waiterLease)
-  redis.call('PEXPIRE', leases, waiterLease)
-end
+if enqueue then joinLine(now) end
 return 0`;
 
 /**
@@ -159,10 +184,17 @@ const release = `
 local token, mode, channel, publish, here = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 ${ownsWriter}
 ${handOff}
-local released = 0
 if mode == 'w' then
-  if ownsWriter(redis.call('GET', KEYS[1]), token) then released = redis.call('DEL', KEYS[1]) end
-elseif mode == 'r' then
+  if not ownsWriter(redis.call('GET', KEYS[1]), token) then return 0 end
+  -- Only when someone is in line is there anyone to hand over to.
+  if redis.call('EXISTS', KEYS[4]) == 0 then return redis.call('DEL', KEYS[1]) end
+  ${now}
+  local told = handOff(KEYS[1], KEYS[2], KEYS[4], KEYS[5], KEYS[6], channel, publish, now, here, true)
+  if told then return told end
+  return 1
+end
+local released = 0
+if mode == 'r' then
   released = redis.call('ZREM', KEYS[2], token)
 else
   released = redis.call('ZREM', KEYS[3], token)

@@ -173,6 +173,37 @@ describe('LockService', () => {
     }
   });
 
+  it('lines a writer up behind a writer, and hands over from writer to writer, without the housekeeping only readers and semaphores need', async () => {
+    const blocker = await second.get(LockService).acquire('turns');
+    const holderWaits = nextEvent(channelNames.lockWait);
+    const holding = locks().acquire('turns', { waitMs: 30_000 });
+    await holderWaits;
+    await blocker.release();
+    // Both applications now know the name is contended and use the full scripts.
+    const holder = await holding;
+    await bed.observer.config('RESETSTAT');
+    const waitAnnounced = nextEvent(channelNames.lockWait);
+    const waiting = second.get(LockService).acquire('turns', { waitMs: 30_000 });
+    await waitAnnounced;
+    await holder.release();
+    const next = await waiting;
+    const stats = await bed.observer.info('commandstats');
+    const calls = (command: string) =>
+      Number(new RegExp(`^cmdstat_${command}:calls=(\\d+)`, 'm').exec(stats)?.[1] ?? 0);
+    // While a writer holds the lock nobody can read, and nothing can be
+    // granted: joining the line looks at neither the readers nor the
+    // permits, and the release hands the writer's key over in one SET
+    // rather than deleting it first.
+    expect({
+      zremrangebyscore: calls('zremrangebyscore'),
+      zcard: calls('zcard'),
+      del: calls('del'),
+      set: calls('set'),
+    }).toEqual({ zremrangebyscore: 0, zcard: 0, del: 0, set: 1 });
+    expect(next.fencingToken).toBeGreaterThan(holder.fencingToken);
+    expect(await next.release()).toBe(true);
+  });
+
   it("announces a hand-off on the waiting application's own channel, heard by no other application", async () => {
     const third = await createTestApp({ options: { connection: bed.server.url } });
     const watcher = bed.observer.duplicate();
