@@ -1,6 +1,7 @@
 import type { LockLossReason } from '../errors/lock-lost.error.js';
 import type { ForceReleaseResult, LockInspection } from './admin/lock-inspection.js';
 import type { HeldLock, HeldPart, ScriptMode } from './held-lock.js';
+import type { WaitCancel } from './wait-cancel.js';
 
 export type WokenBy = 'first-try' | 'release' | 'poll';
 
@@ -28,8 +29,8 @@ export interface PartRequest extends LockTerms {
   deadline: number;
   /** Every name of the lock being taken, for messages and events. */
   allNames: readonly string[];
-  /** The signal that ends the wait: the caller's, or the app shutting down. */
-  signalForWait: () => AbortSignal;
+  /** What ends the wait early: the caller's signal, or the app shutting down. */
+  cancelForWait: () => WaitCancel;
   closing: () => boolean;
 }
 

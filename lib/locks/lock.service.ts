@@ -10,6 +10,7 @@ import { endLockHold, startLockHold, traceLockAcquire } from '../diagnostics/loc
 import { tracing } from '../diagnostics/redis-tx.tracing.js';
 import { LockNotAcquiredError } from '../errors/lock-not-acquired.error.js';
 import { ShuttingDownError } from '../errors/shutting-down.error.js';
+import { WaitCancel } from './wait-cancel.js';
 import { REDIS_TX_OPTIONS } from '../module/redis-tx.constants.js';
 import type { ResolvedRedisTxOptions } from '../module/redis-tx.options.js';
 import { messages } from '../redis-tx.messages.js';
@@ -56,7 +57,7 @@ export class LockService implements BeforeApplicationShutdown, OnApplicationShut
   /** The locks held by the current async call chain, by `mode:name`. */
   private readonly chain = new AsyncLocalStorage<ReadonlyMap<string, HeldLock>>();
   private readonly held = new Set<HeldLock>();
-  private readonly waits = new Set<AbortController>();
+  private readonly waits = new Set<WaitCancel>();
   /** Bodies of `using`, `@Locked` and `runLocked` running now, each with its own release. */
   private readonly running = new Set<Promise<unknown>>();
   private readonly defaults: ResolvedRedisTxOptions['locks'];
@@ -320,7 +321,7 @@ export class LockService implements BeforeApplicationShutdown, OnApplicationShut
    */
   async beforeApplicationShutdown(): Promise<void> {
     this.closing = true;
-    for (const wait of this.waits) wait.abort();
+    for (const wait of this.waits) wait.cancel();
     for (const lock of this.held) {
       lock.abortHolder(new ShuttingDownError(messages.lockHolderShuttingDown(lock.keys)));
     }
@@ -448,18 +449,23 @@ export class LockService implements BeforeApplicationShutdown, OnApplicationShut
 
   private async acquireFresh(names: string[], options: Resolved): Promise<HeldLock> {
     // Made only once a wait begins: most acquisitions never wait.
-    let waitController: AbortController | undefined;
-    let waitSignal: AbortSignal | undefined;
-    const signalForWait = (): AbortSignal => {
-      if (!waitSignal) {
-        waitController = new AbortController();
-        this.waits.add(waitController);
-        if (this.closing) waitController.abort();
-        waitSignal = options.signal
-          ? AbortSignal.any([options.signal, waitController.signal])
-          : waitController.signal;
+    let cancel: WaitCancel | undefined;
+    let stopHearingSignal: (() => void) | undefined;
+    const cancelForWait = (): WaitCancel => {
+      if (!cancel) {
+        const made = new WaitCancel();
+        cancel = made;
+        this.waits.add(made);
+        if (this.closing) made.cancel();
+        const { signal } = options;
+        if (signal?.aborted) made.cancel(signal.reason);
+        else if (signal) {
+          const onAbort = () => made.cancel(signal.reason);
+          signal.addEventListener('abort', onAbort, { once: true });
+          stopHearingSignal = () => signal.removeEventListener('abort', onAbort);
+        }
       }
-      return waitSignal;
+      return cancel;
     };
     const deadline = performance.now() + options.waitMs;
     const started = performance.now();
@@ -472,7 +478,7 @@ export class LockService implements BeforeApplicationShutdown, OnApplicationShut
       replicaAckTimeoutMs: options.replicaAckTimeoutMs,
       deadline,
       allNames: names,
-      signalForWait,
+      cancelForWait,
       closing: this.isClosing,
     };
     try {
@@ -506,7 +512,8 @@ export class LockService implements BeforeApplicationShutdown, OnApplicationShut
         }
       }
     } finally {
-      if (waitController) this.waits.delete(waitController);
+      if (cancel) this.waits.delete(cancel);
+      stopHearingSignal?.();
     }
   }
 

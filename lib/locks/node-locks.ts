@@ -188,8 +188,8 @@ export class NodeLocks implements LockStore {
       if (wokenBy === 'first-try') {
         channels.lockWait.publish(() => ({ keys: allNames, mode: modeName(options.mode) }));
       }
-      const signal = options.signalForWait();
-      const wake = await this.listener.wait(token, Math.min(remaining, pollMs), signal);
+      const cancel = options.cancelForWait();
+      const wake = await this.listener.wait(token, Math.min(remaining, pollMs), cancel);
       if (wake.reason === 'granted') {
         wokenBy = 'release';
         // Handed over by a release, at a moment this process cannot know:
@@ -211,7 +211,7 @@ export class NodeLocks implements LockStore {
       }
       if (wake.reason === 'aborted') {
         await this.leave(name, keys, token);
-        const cause: unknown = signal.reason;
+        const cause: unknown = cancel.reason;
         throw new LockNotAcquiredError(
           options.closing() ? messages.lockShuttingDown : messages.lockWaitAborted(allNames),
           allNames,

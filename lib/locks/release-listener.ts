@@ -1,5 +1,6 @@
 import type { Cluster } from 'ioredis';
 import type { RedisConnections } from '../connection/redis-connections.js';
+import type { WaitCancel } from './wait-cancel.js';
 
 /** Why a wait ended: the lock was handed over (with its fencing token), a release woke it to try, the poll timer, or the signal. */
 export type Wake =
@@ -92,9 +93,9 @@ export class ReleaseListener {
     return () => void this.inLine.delete(token);
   }
 
-  /** Waits until the token is called, `pollMs` passes (the fallback for a lost message), or the signal aborts. */
-  async wait(token: string, pollMs: number, signal: AbortSignal): Promise<Wake> {
-    if (signal.aborted) return { reason: 'aborted' };
+  /** Waits until the token is called, `pollMs` passes (the fallback for a lost message), or the wait is cancelled. */
+  async wait(token: string, pollMs: number, cancel: WaitCancel): Promise<Wake> {
+    if (cancel.cancelled) return { reason: 'aborted' };
     const kept = this.inLine.get(token);
     if (kept) {
       this.inLine.set(token, undefined);
@@ -106,12 +107,11 @@ export class ReleaseListener {
       const done = (wake: Wake) => {
         this.waiters.delete(token);
         clearTimeout(timer);
-        signal.removeEventListener('abort', onAbort);
+        stopListening();
         resolve(wake);
       };
-      const onAbort = () => done({ reason: 'aborted' });
       const timer = setTimeout(() => done({ reason: 'poll' }), pollMs);
-      signal.addEventListener('abort', onAbort, { once: true });
+      const stopListening = cancel.listen(() => done({ reason: 'aborted' }));
       this.waiters.set(token, (fence) =>
         done(fence === undefined ? { reason: 'release' } : { reason: 'granted', fence }),
       );

@@ -1,4 +1,5 @@
 import type { ScriptMode } from '../locks/held-lock.js';
+import type { WaitCancel } from '../locks/wait-cancel.js';
 
 /** What a caller asks for: its mode, its lease, and (for a semaphore) how many holders the lock admits. */
 export interface LockWant {
@@ -242,9 +243,9 @@ export class InMemoryLockTable {
     return () => void this.kept.delete(token);
   }
 
-  /** Waits until `token` is woken, `pollMs` passes (as a waiter on Redis would poll), or the signal aborts. */
-  wait(token: string, pollMs: number, signal: AbortSignal): Promise<TableWake> {
-    if (signal.aborted) return Promise.resolve('aborted');
+  /** Waits until `token` is woken, `pollMs` passes (as a waiter on Redis would poll), or the wait is cancelled. */
+  wait(token: string, pollMs: number, cancel: WaitCancel): Promise<TableWake> {
+    if (cancel.cancelled) return Promise.resolve('aborted');
     const early = this.kept.get(token);
     if (early) {
       this.kept.set(token, undefined);
@@ -253,13 +254,12 @@ export class InMemoryLockTable {
     return new Promise<TableWake>((resolve) => {
       const done = (wake: TableWake) => {
         clearTimeout(timer);
-        signal.removeEventListener('abort', aborted);
+        stopListening();
         this.wakers.delete(token);
         resolve(wake);
       };
-      const aborted = () => done('aborted');
       const timer = setTimeout(() => done('poll'), pollMs);
-      signal.addEventListener('abort', aborted, { once: true });
+      const stopListening = cancel.listen(() => done('aborted'));
       this.wakers.set(token, done);
     });
   }

@@ -73,15 +73,15 @@ export class InMemoryLocks implements LockStore {
         if (wokenBy === 'first-try') {
           channels.lockWait.publish(() => ({ keys: allNames, mode: modeName(request.mode) }));
         }
-        const signal = request.signalForWait();
-        const wake = await this.table.wait(token, Math.min(remaining, this.pollMs), signal);
+        const cancel = request.cancelForWait();
+        const wake = await this.table.wait(token, Math.min(remaining, this.pollMs), cancel);
         if (wake === 'aborted') {
           this.table.leave(name, token);
           const closing = request.closing();
           throw new LockNotAcquiredError(
             closing ? messages.lockShuttingDown : messages.lockWaitAborted(allNames),
             allNames,
-            { reason: closing ? 'shutdown' : 'aborted', cause: signal.reason },
+            { reason: closing ? 'shutdown' : 'aborted', cause: cancel.reason },
           );
         }
         // Handed over: the next attempt finds it in this token's name and renews its lease.

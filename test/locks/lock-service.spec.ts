@@ -1,5 +1,6 @@
 import 'reflect-metadata';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { getEventListeners } from 'node:events';
 import type { INestApplication } from '@nestjs/common';
 import {
   channelNames,
@@ -495,6 +496,32 @@ describe('LockService', () => {
       .acquire('cancel', { waitMs: 30_000, signal: controller.signal });
     controller.abort();
     await expect(waiting).rejects.toThrow(/cancelled/);
+    await held.release();
+  });
+
+  it('leaves no listener on a long-lived signal once a wait ends, and gives its reason as the cause when it aborts', async () => {
+    const controller = new AbortController();
+    const { signal } = controller;
+    for (let i = 0; i < 3; i++) {
+      const held = await locks().acquire('long-lived');
+      const waitAnnounced = nextEvent(channelNames.lockWait);
+      const waiting = second.get(LockService).acquire('long-lived', { waitMs: 30_000, signal });
+      await waitAnnounced;
+      expect(getEventListeners(signal, 'abort')).toHaveLength(1);
+      await held.release();
+      await (await waiting).release();
+      expect(getEventListeners(signal, 'abort')).toHaveLength(0);
+    }
+    const held = await locks().acquire('long-lived');
+    const waitAnnounced = nextEvent(channelNames.lockWait);
+    const waiting = second.get(LockService).acquire('long-lived', { waitMs: 30_000, signal });
+    await waitAnnounced;
+    const reason = new Error('the request was cancelled');
+    controller.abort(reason);
+    const error = await waiting.catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(LockNotAcquiredError);
+    expect(error).toMatchObject({ reason: 'aborted', cause: reason });
+    expect(getEventListeners(signal, 'abort')).toHaveLength(0);
     await held.release();
   });
 

@@ -2,6 +2,7 @@ import { channelNames, LockLostError, LockService, type Lock } from '../../lib/i
 import type { LockDefaults } from '../../lib/locks/lock.options.js';
 import { driftMs } from '../../lib/locks/lease-validity.js';
 import type { LockStore, PartRequest } from '../../lib/locks/lock-store.js';
+import { WaitCancel } from '../../lib/locks/wait-cancel.js';
 import { expireLock } from '../../lib/testing/index.js';
 import type { LockAcquireEvent } from '../../lib/diagnostics/redis-tx.channels.js';
 import { nextEvent } from '../support/next-event.js';
@@ -39,7 +40,7 @@ function crashedHolderRequest(name: string, ttlMs: number): PartRequest {
     replicaAckTimeoutMs: 0,
     deadline: performance.now(),
     allNames: [name],
-    signalForWait: () => new AbortController().signal,
+    cancelForWait: () => new WaitCancel(),
     closing: () => false,
   };
 }

@@ -1,4 +1,4 @@
-import { once } from 'node:events';
+import type { WaitCancel } from '../wait-cancel.js';
 import type { RedlockNodes } from './redlock.nodes.js';
 
 /** Why a wait ended. */
@@ -9,8 +9,8 @@ export interface RedlockWatch {
   readonly woken: boolean;
   /** Forgets the messages heard so far, before another attempt. */
   reset(): void;
-  /** Until a release message (unless `hearReleases` is false), `ms` passes, or the signal aborts. */
-  wait(ms: number, signal: AbortSignal, hearReleases?: boolean): Promise<RedlockWake>;
+  /** Until a release message (unless `hearReleases` is false), `ms` passes, or the wait is cancelled. */
+  wait(ms: number, cancel: WaitCancel, hearReleases?: boolean): Promise<RedlockWake>;
   stop(): void;
 }
 
@@ -73,26 +73,21 @@ export class RedlockWakeups {
       reset: () => {
         woken = false;
       },
-      wait: async (ms, signal, hearReleases = true) => {
-        if (signal.aborted) return 'aborted';
+      wait: async (ms, cancel, hearReleases = true) => {
+        if (cancel.cancelled) return 'aborted';
         if (hearReleases && woken) return 'release';
-        const gaveUp = new AbortController();
         let timer: NodeJS.Timeout | undefined;
+        let stopListening: (() => void) | undefined;
         try {
-          return await Promise.race([
-            new Promise<RedlockWake>((resolve) => {
-              if (hearReleases) onWake = () => resolve('release');
-              timer = setTimeout(() => resolve('poll'), ms);
-            }),
-            once(signal, 'abort', { signal: gaveUp.signal }).then(
-              (): RedlockWake => 'aborted',
-              (): RedlockWake => 'aborted',
-            ),
-          ]);
+          return await new Promise<RedlockWake>((resolve) => {
+            if (hearReleases) onWake = () => resolve('release');
+            timer = setTimeout(() => resolve('poll'), ms);
+            stopListening = cancel.listen(() => resolve('aborted'));
+          });
         } finally {
           onWake = undefined;
           clearTimeout(timer);
-          gaveUp.abort();
+          stopListening?.();
         }
       },
       stop: () => {

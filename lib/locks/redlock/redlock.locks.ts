@@ -112,18 +112,18 @@ export class RedlockLocks implements LockStore {
           announced = true;
           channels.lockWait.publish(() => ({ keys: request.allNames, mode: 'write' }));
         }
-        const signal = request.signalForWait();
+        const cancel = request.cancelForWait();
         const wake = outcome.splitVote
           ? // Callers that split the vote retry at random moments, so one of them wins next.
-            await watch.wait(splitVoteDelay(performance.now() - attemptStarted), signal, false)
-          : await watch.wait(Math.min(remaining, this.pollMs * (0.5 + Math.random() / 2)), signal);
+            await watch.wait(splitVoteDelay(performance.now() - attemptStarted), cancel, false)
+          : await watch.wait(Math.min(remaining, this.pollMs * (0.5 + Math.random() / 2)), cancel);
         if (wake === 'aborted') {
           throw new LockNotAcquiredError(
             request.closing()
               ? messages.lockShuttingDown
               : messages.lockWaitAborted(request.allNames),
             request.allNames,
-            { reason: request.closing() ? 'shutdown' : 'aborted', cause: signal.reason },
+            { reason: request.closing() ? 'shutdown' : 'aborted', cause: cancel.reason },
           );
         }
         wokenBy = wake;
