@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { Injectable, Module, type DynamicModule } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
@@ -48,6 +49,8 @@ interface Session<W> {
 }
 export interface TxContender<W> {
   name: string;
+  /** A row shown for comparison, with no goal of its own. */
+  reference?: true;
   open(url: string): Promise<Session<W>>;
 }
 
@@ -72,6 +75,25 @@ export const txContenders: TxContender<Step>[] = [
       return {
         work: (i) => redis.multi().incr('tx:a').incr('tx:b').set('tx:c', i).exec(),
         close,
+      };
+    },
+  },
+  {
+    // What carrying a transaction across awaits costs by itself on this Node:
+    // while any AsyncLocalStorage is in use, Node (before async context
+    // frames) runs a hook for every promise the process makes.
+    name: 'raw ioredis `multi().exec()` inside `AsyncLocalStorage.run`',
+    reference: true,
+    async open(url) {
+      const { work: redis, close } = await rawClient(url);
+      const storage = new AsyncLocalStorage<{ i: number }>();
+      return {
+        work: (i) =>
+          storage.run({ i }, () => redis.multi().incr('tx:a').incr('tx:b').set('tx:c', i).exec()),
+        async close() {
+          storage.disable();
+          await close();
+        },
       };
     },
   },
