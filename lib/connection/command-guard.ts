@@ -1,6 +1,7 @@
 import { Cluster, type Redis } from 'ioredis';
 import { ConnectionLostError, type ConnectionLossReason } from '../errors/connection-lost.error.js';
 import { messages } from '../redis-tx.messages.js';
+import { InFlightCommands } from './in-flight-commands.js';
 import type { RedisClient } from './redis-client.js';
 
 /** What the guard reads of an ioredis Command. */
@@ -12,7 +13,11 @@ interface SentCommand {
   isSettled?: boolean;
   isResolved?: boolean;
   reject(error: Error): void;
+  /** Set once the guard watches the command, so a command sent again (a redirect, a resend) is watched once. */
+  [watched]?: true;
 }
+
+const watched = Symbol('nestjs-redis-tx watched');
 
 /** The queues ioredis keeps on a connection: written and unanswered, and not yet written. */
 interface Queues {
@@ -46,12 +51,12 @@ const SWEEPS_PER_DEADLINE = 4;
  *   refreshed, so the next call finds a promoted replica), failing every
  *   command on it; one never written is withdrawn and fails unsent.
  *
- * Costs one Map entry per command in flight, and one timer per connection
+ * Costs one slot per command in flight (see InFlightCommands), and one timer per connection
  * only while commands are in flight. On a connection without an offline
  * queue, a MULTI block is tracked by its EXEC alone (see `tracksWholeBlocks`).
  */
 export class CommandGuard {
-  private readonly inFlight = new Map<SentCommand, number>();
+  private readonly inFlight = new InFlightCommands<SentCommand>();
   private sweeps = 0;
   private timer?: NodeJS.Timeout;
   private readonly sweepMs: number;
@@ -100,27 +105,17 @@ export class CommandGuard {
   }
 
   private track(command: SentCommand): void {
-    if (this.settled(command) || this.inFlight.has(command)) return;
-    this.forgetAnswered();
-    this.inFlight.set(command, this.sweeps);
+    if (this.settled(command) || command[watched]) return;
+    command[watched] = true;
+    // Replies come in the order commands were sent: the answered ones are at
+    // the front. Emptying their slots now keeps the ring about as large as
+    // what is in flight, rather than holding every command sent since the
+    // last sweep (and its reply) alive until then.
+    this.inFlight.dropAnsweredFront(this.isSettled);
+    this.inFlight.add(command, this.sweeps);
     if (!this.timer) {
       this.timer = setInterval(() => this.sweep(), this.sweepMs);
       this.timer.unref();
-    }
-  }
-
-  /**
-   * Drops the oldest entries once answered. Replies come in the order commands
-   * were sent, so the entries at the front settle first: this keeps the map
-   * about as large as what is in flight, instead of holding every command
-   * sent since the last sweep (and their replies) alive until then, which
-   * under load meant tens of thousands of objects surviving into the old
-   * generation for the garbage collector to trace.
-   */
-  private forgetAnswered(): void {
-    for (const command of this.inFlight.keys()) {
-      if (!this.settled(command)) return;
-      this.inFlight.delete(command);
     }
   }
 
@@ -128,14 +123,17 @@ export class CommandGuard {
     return command.isSettled === true || command.isResolved === true;
   }
 
+  private readonly isSettled = (command: SentCommand): boolean => this.settled(command);
+
   private sweep(): void {
     this.sweeps++;
     const overdue: SentCommand[] = [];
-    for (const [command, sentAtSweep] of this.inFlight) {
-      if (this.settled(command)) this.inFlight.delete(command);
-      else if (this.sweeps - sentAtSweep > SWEEPS_PER_DEADLINE) overdue.push(command);
-    }
-    if (this.inFlight.size === 0) this.stopSweeping();
+    this.inFlight.retain((command, sentIn) => {
+      if (this.settled(command)) return false;
+      if (this.sweeps - sentIn > SWEEPS_PER_DEADLINE) overdue.push(command);
+      return true;
+    });
+    if (this.inFlight.isEmpty) this.stopSweeping();
     if (overdue.length > 0) this.overdue(overdue);
   }
 
@@ -162,8 +160,7 @@ export class CommandGuard {
   }
 
   private failAll(reason: ConnectionLossReason): void {
-    for (const command of this.inFlight.keys()) this.fail(command, reason);
-    this.inFlight.clear();
+    for (const command of this.inFlight.takeAll()) this.fail(command, reason);
     this.stopSweeping();
     // The untracked part of each MULTI block (see `tracksWholeBlocks`): its
     // EXEC has failed above, and the block settles only once all of it has.
