@@ -11,6 +11,7 @@ import { tracing } from '../diagnostics/redis-tx.tracing.js';
 import { LockNotAcquiredError } from '../errors/lock-not-acquired.error.js';
 import { ShuttingDownError } from '../errors/shutting-down.error.js';
 import { WaitCancel } from './wait-cancel.js';
+import { LinkedSet } from '../shared/linked-set.js';
 import { REDIS_TX_OPTIONS } from '../module/redis-tx.constants.js';
 import type { ResolvedRedisTxOptions } from '../module/redis-tx.options.js';
 import { messages } from '../redis-tx.messages.js';
@@ -56,10 +57,11 @@ type Resolved = LockTerms & { signal?: AbortSignal; traceName: string };
 export class LockService implements BeforeApplicationShutdown, OnApplicationShutdown {
   /** The locks held by the current async call chain, by `mode:name`. */
   private readonly chain = new AsyncLocalStorage<ReadonlyMap<string, HeldLock>>();
-  private readonly held = new Set<HeldLock>();
-  private readonly waits = new Set<WaitCancel>();
+  // LinkedSets, not Sets: an entry comes and goes with every lock (see LinkedSet).
+  private readonly held = new LinkedSet<HeldLock>();
+  private readonly waits = new LinkedSet<WaitCancel>();
   /** Bodies of `using`, `@Locked` and `runLocked` running now, each with its own release. */
-  private readonly running = new Set<Promise<unknown>>();
+  private readonly running = new LinkedSet<Promise<unknown>>();
   private readonly defaults: ResolvedRedisTxOptions['locks'];
   private readonly readyTimeoutMs: number;
   private readonly shutdownTimeoutMs: number;
