@@ -16,13 +16,25 @@ interface Connection {
  * would, without changing what is sent or in which order. An idle connection
  * writes at once, so a lone command waits for nothing.
  *
+ * A write carries at most MAX_PER_WRITE commands. Holding a whole tick's
+ * commands back made the client and Redis take turns: Redis idled while the
+ * client issued the tick's commands, and the client idled while Redis
+ * answered them all. With 64 lock cycles in flight that cost a third or
+ * more of the throughput of writing each command at once; in groups of 16,
+ * Redis starts on the first group while the client issues the next, and the
+ * system calls are still cut sixteenfold.
+ *
  * A command written late counts its lease from before it was written, which
  * only shortens the lease as this process sees it. A socket that closes while
  * corked drops the commands it held; the CommandGuard fails them like any
  * other command a closing connection carried.
  */
+const MAX_PER_WRITE = 16;
+
 export class WriteCoalescer {
-  private corked?: { uncork(): void };
+  private corked?: { cork(): void; uncork(): void };
+  /** Commands written since the socket was last corked. */
+  private batched = 0;
   private readonly uncork = (): void => {
     const stream = this.corked;
     this.corked = undefined;
@@ -33,11 +45,22 @@ export class WriteCoalescer {
 
   /** Call right before issuing a command: corks the socket for this tick if replies are outstanding. */
   beforeWrite(): void {
-    if (this.corked || this.client instanceof Cluster) return;
+    if (this.corked) {
+      if (this.batched === MAX_PER_WRITE) {
+        // Out with this group now; the tick's uncork sends the last one.
+        this.corked.uncork();
+        this.corked.cork();
+        this.batched = 0;
+      }
+      this.batched++;
+      return;
+    }
+    if (this.client instanceof Cluster) return;
     const { stream, commandQueue } = this.client as unknown as Connection;
     if (!stream || !commandQueue || commandQueue.length === 0) return;
     stream.cork();
     this.corked = stream;
+    this.batched = 1;
     process.nextTick(this.uncork);
   }
 }

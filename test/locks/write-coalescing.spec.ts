@@ -7,24 +7,33 @@ import { createTestApp } from '../support/nest-app.js';
 import { useRedisServer } from '../support/redis.js';
 import { useUnhandledRejections } from '../support/unhandled-rejections.js';
 
-/** Counts the socket writes (system calls) a connection makes, however many commands each carries. */
-function countWrites(redis: Redis): { writes: () => number; stop: () => void } {
+/** Counts the socket writes (system calls) a connection makes, and the most commands one carried. */
+function countWrites(redis: Redis): {
+  writes: () => number;
+  mostInOne: () => number;
+  stop: () => void;
+} {
   const socket = redis.stream as Socket & {
     _write: (...args: unknown[]) => void;
     _writev: (...args: unknown[]) => void;
   };
   const { _write: write, _writev: writev } = socket;
   let writes = 0;
+  let mostInOne = 0;
   socket._write = function (...args) {
     writes++;
+    mostInOne = Math.max(mostInOne, 1);
     write.apply(this, args);
   };
   socket._writev = function (...args) {
     writes++;
+    // One chunk per command written while the socket was corked.
+    mostInOne = Math.max(mostInOne, (args[0] as unknown[]).length);
     writev.apply(this, args);
   };
   return {
     writes: () => writes,
+    mostInOne: () => mostInOne,
     stop: () => {
       socket._write = write;
       socket._writev = writev;
@@ -64,6 +73,23 @@ describe('write coalescing on the library’s connections', () => {
     counter.stop();
     // Two commands a cycle, one write apiece without coalescing.
     expect(counter.writes()).toBeLessThan((lanes * rounds * 2) / 4);
+  });
+
+  it('writes a busy tick in groups of at most 16 commands, so that Redis starts on the first while the rest are issued', async () => {
+    const app = await open();
+    const locks = app.get(LockService);
+    const hold = await locks.acquire('busy');
+    // An answer outstanding: the connection is busy, so the next tick's commands are held back.
+    const outstanding = locks.isLocked('busy');
+    const counter = countWrites(app.get(RedisConnections).locks.redis as Redis);
+    const taken = await Promise.all(
+      Array.from({ length: 64 }, (_, lane) => locks.acquire(`group:${lane}`)),
+    );
+    counter.stop();
+    expect(await outstanding).toBe(true);
+    expect(counter.mostInOne()).toBe(16);
+    expect(counter.writes()).toBeGreaterThanOrEqual(64 / 16);
+    await Promise.all([hold, ...taken].map((lock) => lock.release()));
   });
 
   it('writes a lone command at once: an idle connection holds nothing back', async () => {
