@@ -58,13 +58,14 @@ export class LinkedSet<T extends object> implements Iterable<T> {
     return true;
   }
 
-  /** Newest first. Deleting the item just given is safe while iterating. */
+  /**
+   * Newest first, from a copy taken when iteration starts: what a loop body
+   * deletes (a holder told to stop may release other locks at once) is
+   * skipped if not reached yet, and never cuts the iteration short.
+   */
   *[Symbol.iterator](): Iterator<T> {
-    let item = this.first;
-    while (item) {
-      const next: Linkable<T> | undefined = item[links]?.next;
-      yield item;
-      item = next;
-    }
+    const items: T[] = [];
+    for (let item = this.first; item; item = item[links]?.next) items.push(item);
+    for (const item of items) if (this.has(item)) yield item;
   }
 }

@@ -46,4 +46,20 @@ describe('LinkedSet, for objects that come and go with every lock', () => {
     expect(one.size).toBe(0);
     expect(ids(one)).toEqual([]);
   });
+
+  it('visits every item still in the set when the loop deletes others, and none it deleted', () => {
+    const set = new LinkedSet<{ id: number }>();
+    const all = items(5);
+    for (const item of all) set.add(item);
+    const visited: number[] = [];
+    for (const item of set) {
+      visited.push(item.id);
+      // Visiting 4 deletes 3 and 1, not reached yet; 3's neighbours are still visited.
+      if (item.id === 4) {
+        set.delete(all[3]!);
+        set.delete(all[1]!);
+      }
+    }
+    expect(visited).toEqual([4, 2, 0]);
+  });
 });
