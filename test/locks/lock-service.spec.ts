@@ -41,6 +41,16 @@ describe('LockService', () => {
   });
   bed.beforeStop(() => second?.close());
 
+  /** Takes `name` in the first application after waiting for the second to release it: both then know it contended. */
+  async function holdAfterWaiting(name: string): Promise<Lock> {
+    const blocker = await second.get(LockService).acquire(name);
+    const holderWaits = nextEvent(channelNames.lockWait);
+    const holding = locks().acquire(name, { waitMs: 30_000 });
+    await holderWaits;
+    await blocker.release();
+    return holding;
+  }
+
   it('excludes: 16 concurrent workers from two applications keep a read-modify-write counter exact', async () => {
     const services = [locks(), second.get(LockService)];
     await Promise.all(
@@ -106,12 +116,7 @@ describe('LockService', () => {
     // The holder waited for the lock itself, so it knows the lock is
     // contended and releases with the script that hands over (a holder that
     // never saw contention tries the short release first; see below).
-    const blocker = await second.get(LockService).acquire('direct');
-    const holderWaits = nextEvent(channelNames.lockWait);
-    const holding = locks().acquire('direct', { waitMs: 30_000 });
-    await holderWaits;
-    await blocker.release();
-    const holder = await holding;
+    const holder = await holdAfterWaiting('direct');
     const waitAnnounced = nextEvent(channelNames.lockWait);
     const waiting = second.get(LockService).acquire('direct', { waitMs: 30_000 });
     await waitAnnounced;
@@ -175,13 +180,8 @@ describe('LockService', () => {
   });
 
   it('lines a writer up behind a writer, and hands over from writer to writer, without the housekeeping only readers and semaphores need', async () => {
-    const blocker = await second.get(LockService).acquire('turns');
-    const holderWaits = nextEvent(channelNames.lockWait);
-    const holding = locks().acquire('turns', { waitMs: 30_000 });
-    await holderWaits;
-    await blocker.release();
     // Both applications now know the name is contended and use the full scripts.
-    const holder = await holding;
+    const holder = await holdAfterWaiting('turns');
     await bed.observer.config('RESETSTAT');
     const waitAnnounced = nextEvent(channelNames.lockWait);
     const waiting = second.get(LockService).acquire('turns', { waitMs: 30_000 });
