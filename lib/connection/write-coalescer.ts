@@ -7,6 +7,9 @@ interface Connection {
   commandQueue?: { length: number };
 }
 
+/** Commands one socket write carries at most (see WriteCoalescer). */
+const MAX_PER_WRITE = 16;
+
 /**
  * Writes every command issued on a busy connection within one tick in one
  * socket write. Under load each await that a reply resumes issues the next
@@ -29,8 +32,6 @@ interface Connection {
  * corked drops the commands it held; the CommandGuard fails them like any
  * other command a closing connection carried.
  */
-const MAX_PER_WRITE = 16;
-
 export class WriteCoalescer {
   private corked?: { cork(): void; uncork(): void };
   /** Commands written since the socket was last corked. */
