@@ -105,13 +105,13 @@ export class CommandGuard {
   }
 
   private track(command: SentCommand): void {
-    if (this.settled(command) || command[watched]) return;
+    if (settled(command) || command[watched]) return;
     command[watched] = true;
     // Replies come in the order commands were sent: the answered ones are at
     // the front. Emptying their slots now keeps the ring about as large as
     // what is in flight, rather than holding every command sent since the
     // last sweep (and its reply) alive until then.
-    this.inFlight.dropAnsweredFront(this.isSettled);
+    this.inFlight.dropAnsweredFront(settled);
     this.inFlight.add(command, this.sweeps);
     if (!this.timer) {
       this.timer = setInterval(() => this.sweep(), this.sweepMs);
@@ -119,17 +119,11 @@ export class CommandGuard {
     }
   }
 
-  private settled(command: SentCommand): boolean {
-    return command.isSettled === true || command.isResolved === true;
-  }
-
-  private readonly isSettled = (command: SentCommand): boolean => this.settled(command);
-
   private sweep(): void {
     this.sweeps++;
     const overdue: SentCommand[] = [];
     this.inFlight.retain((command, sentIn) => {
-      if (this.settled(command)) return false;
+      if (settled(command)) return false;
       if (this.sweeps - sentIn > SWEEPS_PER_DEADLINE) overdue.push(command);
       return true;
     });
@@ -173,7 +167,7 @@ export class CommandGuard {
 
   private fail(command: SentCommand, reason: ConnectionLossReason): void {
     this.inFlight.delete(command);
-    if (this.settled(command)) return;
+    if (settled(command)) return;
     command.reject(
       new ConnectionLostError(
         messages.connectionLost(command.name, reason, this.deadlineMs),
@@ -220,6 +214,10 @@ interface Connector {
   stream?: { destroy(): void };
   failoverDetector?: { isDisconnected: boolean } | null;
   disconnect(): void;
+}
+
+function settled(command: SentCommand): boolean {
+  return command.isSettled === true || command.isResolved === true;
 }
 
 function connectionsOf(client: RedisClient): Redis[] {
