@@ -282,6 +282,18 @@ export class LockService implements BeforeApplicationShutdown, OnApplicationShut
   }
 
   /**
+   * Whether the current call chain runs inside a `using`, `@Locked` or
+   * `runLocked` body whose lock this service still holds: work that shutdown
+   * waits for, so that the transactions it starts may still run. @internal
+   */
+  inHoldingBody(): boolean {
+    const held = this.chain.getStore();
+    if (!held) return false;
+    for (const lock of held.values()) if (this.held.has(lock)) return true;
+    return false;
+  }
+
+  /**
    * The `@Locked` path: `skip` resolves to undefined, without running the
    * method, when the lock is held elsewhere (busy, or still held when
    * `waitMs` ran out); every other refusal throws.

@@ -158,7 +158,8 @@ export class TransactionRunner implements BeforeApplicationShutdown, OnApplicati
   }
 
   /**
-   * Shutdown: new transactions are refused from now on, and those already
+   * Shutdown: new transactions are refused from now on, except those started
+   * by a lock holder's body that shutdown is waiting for, and those already
    * running get up to `shutdownTimeoutMs` to finish, so that connections
    * close under none of them. One still running then meets the closing
    * connections: it fails unsent, or as outcome unknown if its EXEC was on
@@ -190,7 +191,10 @@ export class TransactionRunner implements BeforeApplicationShutdown, OnApplicati
     label: string,
     shape: Shape<T, R>,
   ): Promise<R> {
-    if (this.closing) return Promise.reject(new ShuttingDownError(messages.shuttingDown(label)));
+    // A lock holder that shutdown lets finish may still write what it holds the lock for.
+    if (this.closing && !this.locks.inHoldingBody()) {
+      return Promise.reject(new ShuttingDownError(messages.shuttingDown(label)));
+    }
     if (!tracing.transaction.hasSubscribers) {
       return this.begin(fn, watchKeys, options.retries, label, shape);
     }

@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { Injectable } from '@nestjs/common';
 import { Redis } from 'ioredis';
-import { type Lock, Locked, LockService, ShuttingDownError } from '../../lib/index.js';
+import { type Lock, Locked, LockService, RedisTx, ShuttingDownError } from '../../lib/index.js';
 import { createTestApp } from '../support/nest-app.js';
 import { useRedisServer } from '../support/redis.js';
 
@@ -94,6 +94,52 @@ describe('app.close() with lock holders still running', () => {
     expect(job.stopped?.keyStillThere).toBe(1);
     await running;
     expect(await observer.exists('lock:{job}')).toBe(0);
+  });
+
+  it('lets a holder told to stop still commit its transaction, while one started elsewhere is refused', async () => {
+    const app = await createTestApp({ options: { connection: bed.server.url } });
+    const redis = app.get(RedisTx);
+    let toldToStop!: () => void;
+    const stopping = new Promise<void>((resolve) => (toldToStop = resolve));
+    let goOn!: () => void;
+    const mayGoOn = new Promise<void>((resolve) => (goOn = resolve));
+    let entered!: () => void;
+    const inside = new Promise<void>((resolve) => (entered = resolve));
+    const running = app.get(LockService).using(
+      'account',
+      async (lock) => {
+        entered();
+        await aborted(lock.signal);
+        toldToStop();
+        await mayGoOn;
+        // Work the shutdown waits for: what it does under the lock still lands.
+        await redis.run(() => {
+          redis.multi.set('account:balance', '10').incr('account:version');
+        });
+      },
+      { ttlMs: 60_000 },
+    );
+    await inside;
+
+    const closing = app.close();
+    await stopping;
+    // Not inside the holder: new work, refused as shutdown promises.
+    const elsewhere = await redis
+      .run(() => {
+        redis.multi.set('elsewhere', '1');
+      })
+      .catch((error: unknown) => error);
+    goOn();
+    await running;
+    await closing;
+
+    expect(elsewhere).toBeInstanceOf(ShuttingDownError);
+    expect(await observer.mget('account:balance', 'account:version', 'elsewhere')).toEqual([
+      '10',
+      '1',
+      null,
+    ]);
+    expect(await observer.exists('lock:{account}')).toBe(0);
   });
 
   it('releases a lock held re-entrantly (using inside using) once, though its holder does not stop', async () => {
