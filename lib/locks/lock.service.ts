@@ -464,20 +464,12 @@ export class LockService implements BeforeApplicationShutdown, OnApplicationShut
   private async acquireFresh(names: string[], options: Resolved): Promise<HeldLock> {
     // Made only once a wait begins: most acquisitions never wait.
     let cancel: WaitCancel | undefined;
-    let stopHearingSignal: (() => void) | undefined;
     const cancelForWait = (): WaitCancel => {
       if (!cancel) {
-        const made = new WaitCancel();
-        cancel = made;
-        this.waits.add(made);
-        if (this.closing) made.cancel();
-        const { signal } = options;
-        if (signal?.aborted) made.cancel(signal.reason);
-        else if (signal) {
-          const onAbort = () => made.cancel(signal.reason);
-          signal.addEventListener('abort', onAbort, { once: true });
-          stopHearingSignal = () => signal.removeEventListener('abort', onAbort);
-        }
+        cancel = new WaitCancel();
+        this.waits.add(cancel);
+        if (this.closing) cancel.cancel();
+        cancel.follow(options.signal);
       }
       return cancel;
     };
@@ -526,8 +518,10 @@ export class LockService implements BeforeApplicationShutdown, OnApplicationShut
         }
       }
     } finally {
-      if (cancel) this.waits.delete(cancel);
-      stopHearingSignal?.();
+      if (cancel) {
+        this.waits.delete(cancel);
+        cancel.detach();
+      }
     }
   }
 

@@ -8,6 +8,7 @@
 export class WaitCancel {
   private cancelledWith?: { reason: unknown };
   private listener?: () => void;
+  private unfollow?: () => void;
 
   get cancelled(): boolean {
     return this.cancelledWith !== undefined;
@@ -25,6 +26,28 @@ export class WaitCancel {
     const listener = this.listener;
     this.listener = undefined;
     listener?.();
+  }
+
+  /**
+   * Cancels with the caller's `signal` and its reason, at once if it has
+   * aborted already; `detach` removes the listener, so a signal that lives
+   * longer than the acquisition keeps none.
+   */
+  follow(signal: AbortSignal | undefined): void {
+    if (!signal) return;
+    if (signal.aborted) {
+      this.cancel(signal.reason);
+      return;
+    }
+    const onAbort = () => this.cancel(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    this.unfollow = () => signal.removeEventListener('abort', onAbort);
+  }
+
+  /** Stops following the caller's signal: the acquisition is over. */
+  detach(): void {
+    this.unfollow?.();
+    this.unfollow = undefined;
   }
 
   /** Calls `listener` when cancelled (the caller checks `cancelled` first); the returned function stops that. */
